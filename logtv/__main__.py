@@ -1,0 +1,5 @@
+"""`python -m logtv` runs the command line."""
+
+from logtv.cli import main
+
+raise SystemExit(main())
