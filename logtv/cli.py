@@ -1,0 +1,168 @@
+"""The command line: argument parsing and wiring only; the work happens in the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from logtv import __version__
+from logtv.config import (
+    ConfigError,
+    ServerConfig,
+    add_sources,
+    discover_sources,
+    load_config,
+    override,
+    parse_size,
+    parse_source,
+)
+
+__all__ = ["main"]
+
+
+class CommandError(Exception):
+    """A usage problem reported as one `logtv: error: …` line with exit code 2."""
+
+
+def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser("serve", help="follow log files and serve them over WebSockets")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
+    serve.add_argument(
+        "--source", action="append", default=[], metavar="NAME=PATH", help="a file to follow"
+    )
+    serve.add_argument("--config", type=Path, metavar="FILE.toml", help="a TOML config file")
+    serve.add_argument("--backlog", type=int, help="lines kept per source for new clients (200)")
+    serve.add_argument("--client-buffer", metavar="SIZE", help="output queued per client (16M)")
+    serve.add_argument(
+        "--stall-timeout", type=float, metavar="S", help="close stalled clients (60)"
+    )
+    serve.add_argument("--max-line", metavar="SIZE", help="cut longer lines (64K)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def _tail_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tail = commands.add_parser("tail", help="print a server's lines to stdout")
+    tail.add_argument("server", metavar="HOST:PORT", help="server address or ws:// URL")
+    tail.add_argument("sources", nargs="*", metavar="SOURCE", help="sources (default: all)")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.add_argument("--raw", action="store_true", help="lines unescaped (not to a terminal)")
+    tail.add_argument("--backlog", type=int, default=10, help="recent lines to start with (10)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logtv", description="Follow a box's logs live, in the terminal."
+    )
+    parser.add_argument("--version", action="version", version=f"logtv {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_parser(commands)
+    _tail_parser(commands)
+    return parser
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """Defaults, then the config file, then the flags."""
+    config = load_config(args.config) if args.config else ServerConfig()
+    sources = add_sources(config.sources, map(parse_source, args.source), "--source")
+    if args.config and args.source:
+        # A flag naming a source the file also names replaces the file's path.
+        sources = {**config.sources, **dict(map(parse_source, args.source))}
+    if not sources:
+        sources, tried = discover_sources()
+        if not any(os.access(path, os.R_OK) for path in sources.values()):
+            raise ConfigError(
+                "no readable log file found (tried "
+                + ", ".join(tried)
+                + "); name one with --source NAME=PATH, or try `logtv demo`"
+            )
+    config = override(
+        config,
+        host=args.host,
+        port=args.port,
+        backlog=args.backlog,
+        client_buffer=None if args.client_buffer is None else parse_size(args.client_buffer),
+        stall_timeout=args.stall_timeout,
+        max_line=None if args.max_line is None else parse_size(args.max_line),
+        log_level=args.log_level,
+    )
+    return override(config, sources=sources).validated()
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # websockets logs every connection at INFO; the hub logs the ones that matter, with ids.
+    logging.getLogger("logtv.websockets").setLevel(logging.WARNING)
+
+
+async def _serve(config: ServerConfig) -> int:
+    from logtv.server.server import LogServer
+
+    server = LogServer(config)
+    try:
+        await server.start()
+    except OSError as exc:
+        await server.stop()
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"cannot listen on {config.host}:{config.port}: address already in use"
+            ) from None
+        raise CommandError(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+        ) from None
+    print(f"listening on {server.url}", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    logging.getLogger("logtv").info("shutting down")
+    await server.stop()
+    return 0
+
+
+async def _tail(args: argparse.Namespace) -> int:
+    from logtv.client.connection import LogClient
+    from logtv.client.tail import run_tail
+
+    if args.raw and sys.stdout.isatty():
+        raise CommandError("--raw prints log bytes unescaped: only into a pipe or a file")
+    try:
+        client = LogClient(args.server, sources=args.sources or ["all"], backlog=args.backlog)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    return await run_tail(client, as_json=args.json, raw=args.raw)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            config = server_config(args)
+            setup_logging(config.log_level)
+            return asyncio.run(_serve(config))
+        if args.command == "tail":
+            return asyncio.run(_tail(args))
+    except (ConfigError, CommandError) as exc:
+        print(f"logtv: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130 if args.command != "tail" else 0
+    except BrokenPipeError:
+        # The reader went away (`logtv tail | head`): end quietly, without a traceback at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return 2

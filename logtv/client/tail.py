@@ -1,0 +1,101 @@
+"""`logtv tail`: the stream as plain text lines (or JSON objects) on stdout, for pipes and scripts.
+
+Lines are printed through the shared sanitiser, so a log line can never drive the terminal; the
+exact data is still available with ``--json`` (inside JSON strings) or ``--raw`` (only into a pipe
+or file). Gaps, file events and connection trouble go to stderr, so stdout stays pure data.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+from logtv.client.connection import (
+    Connected,
+    Disconnected,
+    Gap,
+    Lines,
+    LogClient,
+    Notice,
+    Reply,
+    Restarted,
+)
+from logtv.sanitize import sanitize
+
+__all__ = ["run_tail"]
+
+
+def _format_lines(event: Lines, *, as_json: bool, raw: bool) -> str:
+    if as_json:
+        return "".join(
+            json.dumps(
+                {
+                    "type": "raw_log",
+                    "log_source": event.source,
+                    "seq": seq,
+                    "timestamp": event.timestamp,
+                    "raw_line": line,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for seq, line in enumerate(event.lines, event.first_seq)
+        )
+    prefix = f"{sanitize(event.source)} | "
+    clean = (lambda line: line) if raw else sanitize
+    return "".join(prefix + clean(line) + "\n" for line in event.lines)
+
+
+async def run_tail(
+    client: LogClient,
+    *,
+    as_json: bool = False,
+    raw: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Print events until the client stops; return the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    async for event in client.events():
+        if isinstance(event, Lines):
+            out.write(_format_lines(event, as_json=as_json, raw=raw))
+            out.flush()
+        elif isinstance(event, Gap):
+            if as_json:
+                out.write(
+                    json.dumps(
+                        {
+                            "type": "gap",
+                            "log_source": event.source,
+                            "from_seq": event.from_seq,
+                            "to_seq": event.to_seq,
+                            "reason": event.reason,
+                        }
+                    )
+                    + "\n"
+                )
+                out.flush()
+            count = event.to_seq - event.from_seq + 1
+            print(
+                f"logtv: {count:,} lines of {sanitize(event.source)} not received ({event.reason})",
+                file=err,
+            )
+        elif isinstance(event, Notice):
+            print(f"logtv: {sanitize(event.source)}: {event.event} ({event.state})", file=err)
+        elif isinstance(event, Connected):
+            print(f"logtv: connected to {sanitize(event.host)} ({event.server})", file=err)
+        elif isinstance(event, Restarted):
+            print("logtv: the server restarted; lines written meanwhile may be missing", file=err)
+        elif isinstance(event, Reply) and event.kind == "error":
+            print(f"logtv: server says: {sanitize(event.detail or event.error or '')}", file=err)
+            if event.error == "unknown_source":
+                await client.close()
+                return 2
+        elif isinstance(event, Disconnected):
+            retry = f"; retrying in {event.retry_in:g}s" if event.retry_in is not None else ""
+            print(f"logtv: {sanitize(event.error)}{retry}", file=err)
+            if event.retry_in is None:
+                return 1
+    return 0

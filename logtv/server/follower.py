@@ -1,0 +1,306 @@
+"""Follow one log file the way ``tail -F`` does: offsets, identity, partial lines and rotation.
+
+Synchronous and free of watchdog: the tailer thread calls :meth:`Follower.poll` whenever an event
+(or the periodic safety re-stat) says the file may have changed, and gets back the complete new
+lines and what happened to the file. Every decision is made from ``stat``/``fstat`` and the bytes
+themselves, so duplicate, late or missing filesystem events cannot make it lose or repeat a line.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "FOLLOWING",
+    "MISSING",
+    "UNREADABLE",
+    "Follower",
+    "NotRegularFile",
+    "Poll",
+    "open_regular",
+]
+
+log = logging.getLogger(__name__)
+
+FOLLOWING = "following"
+MISSING = "missing"
+UNREADABLE = "unreadable"
+
+#: Bytes read per ``pread``; a poll reads at most READ_BUDGET before yielding to other files.
+CHUNK = 1 << 20
+READ_BUDGET = 4 << 20
+#: How many leading bytes identify a file, beside device and inode.
+FINGERPRINT = 128
+#: A backlog never reads more than this from the end of a file at start.
+BACKLOG_BYTES = 8 << 20
+
+
+class NotRegularFile(OSError):
+    """A FIFO, device, socket or directory: reading it could block or never end."""
+
+
+def open_regular(path: Path) -> int:
+    """Open ``path`` for reading without ever blocking, and only if it is a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise NotRegularFile(errno.EINVAL, f"{path} is {kind}")
+    return fd
+
+
+@dataclass(slots=True)
+class Poll:
+    """What one look at the file found: complete lines, file events, and whether more is unread."""
+
+    lines: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    more: bool = False
+
+
+class Follower:
+    """One followed path: the open file, our offset in it, and the unfinished last line."""
+
+    def __init__(self, path: Path, *, max_line: int = 64 * 1024, flush_after: float = 1.0) -> None:
+        self.path = path
+        self.max_line = max_line
+        self.flush_after = flush_after
+        self.state = MISSING
+        #: Why the file is not being followed, for the log and the viewers.
+        self.problem: str | None = None
+        self._fd: int | None = None
+        self._identity: tuple[int, int] | None = None
+        self._fingerprint = b""
+        self._offset = 0
+        self._partial = b""
+        self._partial_cut = 0
+        self._partial_since = 0.0
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self, backlog: int, now: float) -> Poll:
+        """Open the file at its end; return up to ``backlog`` of its last lines for the buffer."""
+        result = Poll()
+        if not self._open(result, now):
+            return result
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size
+        self._offset = size
+        if backlog > 0 and size > 0:
+            start = max(0, size - BACKLOG_BYTES)
+            tail = os.pread(self._fd, size - start, start)
+            if start > 0:  # the first piece is the end of a line we did not read whole
+                tail = tail[tail.find(b"\n") + 1 :]
+            self._split(tail, result.lines, now)
+            del result.lines[:-backlog]
+        else:
+            # Hold what follows the last newline as the partial line, so it is not lost.
+            last_newline = self._last_newline(size)
+            if last_newline < size:
+                self._take_partial(os.pread(self._fd, size - last_newline, last_newline), now)
+        return result
+
+    def close(self) -> None:
+        """Release the file descriptor."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    # -- the one entry point after start ------------------------------------------------------
+
+    def poll(self, now: float) -> Poll:
+        """Look at the file now: read what is new, notice truncation, rotation and vanishing."""
+        result = Poll()
+        if self._fd is None:
+            if self._open(result, now):
+                result.events.append("appeared")
+                self._read(result, now)
+            return result
+        try:
+            self._check_truncated(result, now)
+            self._read(result, now)
+            if not result.more:
+                self._check_replaced(result, now)
+        except OSError as exc:
+            self._lose(UNREADABLE, f"read failed: {exc.strerror or exc}", result, now)
+        if self._partial and not result.more and now - self._partial_since >= self.flush_after:
+            result.lines.append(self._flush_partial())
+        return result
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _open(self, result: Poll, now: float) -> bool:
+        previous = self.state
+        try:
+            fd = open_regular(self.path)
+        except FileNotFoundError:
+            self._set_state(MISSING, "no such file", result)
+            return False
+        except NotRegularFile as exc:
+            self._set_state(UNREADABLE, exc.strerror, result)
+            return False
+        except OSError as exc:
+            self._set_state(UNREADABLE, exc.strerror or str(exc), result)
+            return False
+        info = os.fstat(fd)
+        self._fd = fd
+        self._identity = (info.st_dev, info.st_ino)
+        self._fingerprint = os.pread(fd, FINGERPRINT, 0)
+        self._offset = 0
+        self._set_state(FOLLOWING, None, result)
+        if previous == UNREADABLE:
+            log.info("%s: readable again", self.path)
+        return True
+
+    def _set_state(self, state: str, problem: str | None, result: Poll) -> None:
+        if state != self.state or problem != self.problem:
+            if state == FOLLOWING:
+                log.info("%s: following", self.path)
+            else:
+                log.warning("%s: %s (%s)", self.path, state, problem)
+            if state != self.state and state == UNREADABLE:
+                result.events.append("state")
+        self.state = state
+        self.problem = problem
+
+    def _lose(self, state: str, problem: str, result: Poll, now: float) -> None:
+        """The file is gone or unusable: keep its unfinished line, close it, wait for a new one."""
+        if self._partial:
+            result.lines.append(self._flush_partial())
+        self.close()
+        self._set_state(state, problem, result)
+
+    def _check_truncated(self, result: Poll, now: float) -> None:
+        """Truncation (``: > file``, copytruncate): the file shrank, or its first bytes changed.
+
+        The fingerprint catches a copytruncate whose new content grew past our offset before we
+        looked, which a size comparison alone would miss.
+        """
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size
+        head = os.pread(self._fd, FINGERPRINT, 0) if size else b""
+        if size < self._offset or not head.startswith(self._fingerprint):
+            if self._partial or self._partial_cut:
+                result.lines.append(self._flush_partial())
+            self._offset = 0
+            result.events.append("truncated")
+            log.info("%s: truncated, reading from the start", self.path)
+        self._fingerprint = head
+
+    def _check_replaced(self, result: Poll, now: float) -> None:
+        """Rotation by rename or delete: the path now names another file, or none."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            self._lose(MISSING, "no such file", result, now)
+            result.events.append("vanished")
+            return
+        except OSError:
+            return  # a transient error on the path; the open file is still good
+        if (info.st_dev, info.st_ino) == self._identity:
+            return
+        # The old file was read to its end above; switch to the new one from byte 0.
+        if self._partial:
+            result.lines.append(self._flush_partial())
+        self.close()
+        if self._open(result, now):
+            result.events.append("rotated")
+            log.info("%s: rotated, following the new file", self.path)
+            self._read(result, now)
+        else:
+            result.events.append("vanished")
+
+    def _read(self, result: Poll, now: float) -> None:
+        assert self._fd is not None
+        budget = READ_BUDGET
+        while budget > 0:
+            chunk = os.pread(self._fd, CHUNK, self._offset)
+            if not chunk:
+                return
+            self._offset += len(chunk)
+            budget -= len(chunk)
+            self._split(chunk, result.lines, now)
+            if len(chunk) < CHUNK:
+                return
+        result.more = True
+
+    def _split(self, chunk: bytes, lines: list[str], now: float) -> None:
+        """Append the complete lines in ``partial + chunk``; keep the rest as the partial line."""
+        last_newline = chunk.rfind(b"\n")
+        if last_newline < 0:
+            self._take_partial(chunk, now)
+            return
+        first_newline = chunk.find(b"\n")
+        if self._partial or self._partial_cut:
+            self._take_partial(chunk[:first_newline], now)
+            lines.append(self._flush_partial())
+            body = chunk[first_newline + 1 : last_newline + 1]
+        else:
+            body = chunk[: last_newline + 1]
+        rest = chunk[last_newline + 1 :]
+        if body:
+            raw_lines = body[:-1].split(b"\n")
+            if max(map(len, raw_lines)) > self.max_line:
+                lines.extend(self._decode(raw, 0) for raw in raw_lines)
+            else:
+                text = body[:-1].decode("utf-8", "replace")
+                if "\r" in text:
+                    text = text.replace("\r\n", "\n")
+                    if text.endswith("\r"):
+                        text = text[:-1]
+                lines.extend(text.split("\n"))
+        if rest:
+            self._take_partial(rest, now)
+
+    def _take_partial(self, piece: bytes, now: float) -> None:
+        """Hold an unfinished line, keeping at most ``max_line`` bytes of it (and the count cut)."""
+        if not piece:
+            return
+        self._partial_since = now
+        room = self.max_line + 1 - len(self._partial)
+        if len(piece) > room:
+            self._partial_cut += len(piece) - max(room, 0)
+            piece = piece[: max(room, 0)]
+        self._partial += piece
+
+    def _flush_partial(self) -> str:
+        line = self._decode(self._partial, self._partial_cut)
+        self._partial = b""
+        self._partial_cut = 0
+        return line
+
+    def _decode(self, raw: bytes, cut: int) -> str:
+        if raw.endswith(b"\r") and not cut:
+            raw = raw[:-1]
+        if len(raw) > self.max_line:
+            cut += len(raw) - self.max_line
+            raw = raw[: self.max_line]
+        text = raw.decode("utf-8", "replace")
+        if cut:
+            text += f" …[logtv: {cut:,} bytes cut]"
+        return text
+
+    def _last_newline(self, size: int) -> int:
+        """Offset just past the last newline before ``size`` (0 if none), reading backwards."""
+        assert self._fd is not None
+        position = size
+        while position > 0:
+            start = max(0, position - CHUNK)
+            block = os.pread(self._fd, position - start, start)
+            found = block.rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            position = start
+            if size - position > self.max_line + CHUNK:
+                return position
+        return 0

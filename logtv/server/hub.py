@@ -1,0 +1,530 @@
+"""The broadcaster: sources with their seq and ring buffers, connections with their subscriptions.
+
+Everything here runs on the asyncio loop, so nothing needs a lock. Lines come in from the tailer
+in batches; each batch is encoded once per frame form (one ``raw_log`` frame per line, or one
+``raw_logs`` frame for the batch) and the same bytes are queued to every subscriber.
+
+Every client has its own bounded queue and a sender task that drains it. A client that cannot keep
+up loses the oldest queued lines (and is told which, with a ``gap``); one that accepts nothing for
+``stall_timeout`` is closed with 1008. Neither slows the reader or any other client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from logtv import __version__
+from logtv.protocol import (
+    ALL,
+    PROTOCOL_VERSION,
+    ProtocolError,
+    Subscribe,
+    Unsubscribe,
+    decode_client_frame,
+    encode,
+    encode_batch,
+    encode_line,
+    format_timestamp,
+)
+from logtv.server.watcher import SourceUpdate
+
+__all__ = ["Client", "Hub", "Sink"]
+
+log = logging.getLogger(__name__)
+
+#: A batch frame holds at most this many lines (so one frame is never huge to parse or drop).
+BATCH_LINES = 1000
+#: A sender writes at most this many bytes before it waits for the socket to drain.
+SEND_ROUND_BYTES = 1 << 20
+
+
+class Sink(Protocol):
+    """What the hub needs of a connection: send frames, and close."""
+
+    async def send_frames(self, frames: Sequence[bytes]) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+    def abort(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Consecutive lines of one source, as read together."""
+
+    first_seq: int
+    lines: list[str]
+    timestamp: str
+    read_at: float
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.lines) - 1
+
+
+@dataclass(slots=True)
+class Source:
+    """One source's live state: last seq, the ring buffer of recent lines, the line rate."""
+
+    name: str
+    state: str
+    backlog: int
+    seq: int = 0
+    ring: deque[_Chunk] = field(default_factory=deque)
+    ring_lines: int = 0
+    lines_this_tick: int = 0
+    rate: float = 0.0
+    #: The name as a JSON string, encoded once for every frame of this source.
+    name_json: str = ""
+
+    def __post_init__(self) -> None:
+        self.name_json = json.dumps(self.name, ensure_ascii=False)
+
+    def append(self, lines: list[str], read_at: float) -> _Chunk:
+        chunk = _Chunk(self.seq + 1, lines, format_timestamp(read_at), read_at)
+        self.seq += len(lines)
+        self.lines_this_tick += len(lines)
+        self.ring.append(chunk)
+        self.ring_lines += len(lines)
+        while self.ring and self.ring_lines - len(self.ring[0].lines) >= self.backlog:
+            self.ring_lines -= len(self.ring.popleft().lines)
+        return chunk
+
+    @property
+    def oldest_buffered(self) -> int:
+        """Seq of the oldest line still replayable (seq + 1 when nothing is)."""
+        if not self.ring or self.backlog == 0:
+            return self.seq + 1
+        return max(self.ring[0].first_seq, self.seq - self.backlog + 1)
+
+    def buffered_since(self, after: int) -> Iterable[_Chunk]:
+        """The buffered lines with seq > ``after``, as chunks (the first one trimmed)."""
+        start = max(after + 1, self.oldest_buffered)
+        for chunk in self.ring:
+            if chunk.last_seq < start:
+                continue
+            if chunk.first_seq < start:
+                skip = start - chunk.first_seq
+                yield _Chunk(start, chunk.lines[skip:], chunk.timestamp, chunk.read_at)
+            else:
+                yield chunk
+
+    def summary(self) -> dict[str, object]:
+        return {"name": self.name, "state": self.state, "seq": self.seq}
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Frames queued for one client. ``source`` is None for droppable notices (stats, events)."""
+
+    source: str | None
+    first_seq: int
+    last_seq: int
+    frames: list[bytes]
+    size: int
+
+
+class Client:
+    """One connection: its subscriptions, its bounded queue and its sender task."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, sink: Sink, peer: str, *, buffer_limit: int, loop_time: float) -> None:
+        self.id = next(self._ids)
+        self.sink = sink
+        self.peer = peer
+        self.subscriptions: set[str] = set()
+        self.batch = False
+        #: Last seq queued per source: replays start after it, so nothing is sent twice.
+        self.delivered: dict[str, int] = {}
+        self.buffer_limit = buffer_limit
+        self.control: deque[bytes] = deque()
+        self.queue: deque[_Pending] = deque()
+        self.queued_bytes = 0
+        #: Lines dropped from the queue per source, as [from_seq, to_seq], not yet reported.
+        self.gaps: dict[str, list[int]] = {}
+        self.lines_dropped = 0
+        self.wake = asyncio.Event()
+        #: Loop time since when the client has had output waiting (None while it has none).
+        self.waiting_since: float | None = None
+        self.closing = False
+        self.task: asyncio.Task[None] | None = None
+        self.connected_at = loop_time
+
+    def wants(self, source: str) -> bool:
+        return ALL in self.subscriptions or source in self.subscriptions
+
+    def push_control(self, frame: bytes, now: float) -> None:
+        """Queue a reply (hello, ack, error): never dropped, sent before queued lines."""
+        self.control.append(frame)
+        self._woken(now)
+
+    def push(self, pending: _Pending, now: float) -> None:
+        """Queue lines or a notice; drop the oldest queued ones if over the byte limit."""
+        self.queue.append(pending)
+        self.queued_bytes += pending.size
+        while self.queued_bytes > self.buffer_limit and len(self.queue) > 1:
+            dropped = self.queue.popleft()
+            self.queued_bytes -= dropped.size
+            if dropped.source is not None:
+                self._record_gap(dropped.source, dropped.first_seq, dropped.last_seq)
+        self._woken(now)
+
+    def _record_gap(self, source: str, first: int, last: int) -> None:
+        self.lines_dropped += last - first + 1
+        gap = self.gaps.get(source)
+        if gap is None:
+            self.gaps[source] = [first, last]
+        else:
+            gap[1] = last
+
+    def _woken(self, now: float) -> None:
+        if self.waiting_since is None:
+            self.waiting_since = now
+        self.wake.set()
+
+    def take_round(self) -> list[bytes]:
+        """Everything to send next: replies, gap notices, then up to a round's worth of lines."""
+        frames = list(self.control)
+        self.control.clear()
+        for source, (first, last) in self.gaps.items():
+            frames.append(
+                encode(
+                    {
+                        "type": "gap",
+                        "log_source": source,
+                        "from_seq": first,
+                        "to_seq": last,
+                        "reason": "slow_client",
+                    }
+                )
+            )
+        self.gaps.clear()
+        size = 0
+        while self.queue and size < SEND_ROUND_BYTES:
+            pending = self.queue.popleft()
+            self.queued_bytes -= pending.size
+            size += pending.size
+            frames.extend(pending.frames)
+        return frames
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.control or self.queue or self.gaps)
+
+    def purge(self, keep: Iterable[str]) -> None:
+        """Forget queued lines of sources no longer subscribed (after an unsubscribe)."""
+        keep_set = set(keep)
+        kept = deque(
+            p for p in self.queue if p.source is None or p.source in keep_set or ALL in keep_set
+        )
+        self.queue = kept
+        self.queued_bytes = sum(p.size for p in kept)
+        for source in list(self.gaps):
+            if source not in keep_set and ALL not in keep_set:
+                del self.gaps[source]
+
+
+class Hub:
+    """The registry of sources and connections, and the fan-out between them."""
+
+    def __init__(
+        self,
+        source_states: dict[str, str],
+        *,
+        backlog: int,
+        client_buffer: int,
+        stall_timeout: float,
+        host: str,
+        epoch: str,
+    ) -> None:
+        self.sources = {name: Source(name, state, backlog) for name, state in source_states.items()}
+        self.clients: dict[int, Client] = {}
+        self.client_buffer = client_buffer
+        self.stall_timeout = stall_timeout
+        self.host = host
+        self.epoch = epoch
+        self._receivers: dict[str, list[Client]] | None = None
+        self._quiet_ticks = 0
+        self._loop = asyncio.get_running_loop()
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def connect(self, sink: Sink, peer: str) -> Client:
+        """Register a connection, queue its hello and start its sender."""
+        now = self._loop.time()
+        client = Client(sink, peer, buffer_limit=self.client_buffer, loop_time=now)
+        self.clients[client.id] = client
+        client.push_control(self.hello(), now)
+        client.task = asyncio.create_task(self._send_forever(client), name=f"send-{client.id}")
+        log.info("client %d connected from %s (%d clients)", client.id, peer, len(self.clients))
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        """Forget a connection (its socket is closed or closing)."""
+        if self.clients.pop(client.id, None) is None:
+            return
+        self._receivers = None
+        if client.task is not None and client.task is not asyncio.current_task():
+            client.task.cancel()
+        log.info(
+            "client %d (%s) disconnected (%d clients)", client.id, client.peer, len(self.clients)
+        )
+
+    def hello(self) -> bytes:
+        return encode(
+            {
+                "type": "hello",
+                "protocol": PROTOCOL_VERSION,
+                "server": f"logtv {__version__}",
+                "host": self.host,
+                "epoch": self.epoch,
+                "sources": [source.summary() for source in self.sources.values()],
+                "batch": True,
+            }
+        )
+
+    def health(self) -> dict[str, object]:
+        return {
+            "sources": [source.summary() for source in self.sources.values()],
+            "clients": len(self.clients),
+        }
+
+    # -- what clients say -------------------------------------------------------------------------
+
+    def receive(self, client: Client, frame: str | bytes) -> None:
+        """Act on one frame from a client; a bad one gets an error reply and changes nothing."""
+        now = self._loop.time()
+        try:
+            message = decode_client_frame(frame)
+            if message.log_source != ALL and message.log_source not in self.sources:
+                raise ProtocolError(
+                    "unknown_source", f"no such source: {message.log_source[:80]!r}"
+                )
+        except ProtocolError as exc:
+            client.push_control(
+                encode({"type": "error", "error": exc.code, "detail": exc.detail}), now
+            )
+            return
+        if isinstance(message, Subscribe):
+            self._subscribe(client, message, now)
+        else:
+            self._unsubscribe(client, message, now)
+
+    def _subscribe(self, client: Client, request: Subscribe, now: float) -> None:
+        """Ack, then replay what was asked for, then deliver live: no overlap, no repeat.
+
+        The ack carries, per source, the seq after which this client will get every line (or
+        a gap for it), so the client knows where to resume from after a reconnect.
+        """
+        client.batch = client.batch or request.batch
+        if request.log_source == ALL:
+            targets = list(self.sources.values())
+        else:
+            targets = [self.sources[request.log_source]]
+        targets = [source for source in targets if not client.wants(source.name)]
+        if request.since is not None:
+            since = request.since
+            starts = {
+                source.name: since if isinstance(since, int) else since.get(source.name, 0)
+                for source in targets
+            }
+        elif request.backlog:
+            counts = self._recent_counts(targets, request.backlog)
+            starts = {source.name: source.seq - counts.get(source.name, 0) for source in targets}
+        else:
+            starts = {source.name: source.seq for source in targets}
+        starts = {
+            name: min(max(after, 0), self.sources[name].seq) for name, after in starts.items()
+        }
+        client.push_control(
+            encode({"type": "subscribed", "log_source": request.log_source, "seq": starts}), now
+        )
+        for source in targets:
+            self._replay(client, source, starts[source.name], now)
+            client.delivered[source.name] = source.seq
+        client.subscriptions.add(request.log_source)
+        self._receivers = None
+
+    def _recent_counts(self, targets: list[Source], backlog: int) -> dict[str, int]:
+        """How many of each source's last lines make up the ``backlog`` most recent overall."""
+        if len(targets) == 1:
+            return {targets[0].name: backlog}
+        newest_first = [
+            ((-chunk.read_at, -chunk.first_seq, source.name, len(chunk.lines)))
+            for source in targets
+            for chunk in source.buffered_since(0)
+        ]
+        counts: dict[str, int] = {}
+        remaining = backlog
+        for _, _, name, size in heapq.nsmallest(len(newest_first), newest_first):
+            take = min(size, remaining)
+            counts[name] = counts.get(name, 0) + take
+            remaining -= take
+            if remaining == 0:
+                break
+        return counts
+
+    def _replay(self, client: Client, source: Source, after: int, now: float) -> None:
+        if after >= source.seq:
+            return
+        oldest = source.oldest_buffered
+        if after + 1 < oldest:
+            client.push_control(
+                encode(
+                    {
+                        "type": "gap",
+                        "log_source": source.name,
+                        "from_seq": after + 1,
+                        "to_seq": oldest - 1,
+                        "reason": "not_buffered",
+                    }
+                ),
+                now,
+            )
+        for chunk in source.buffered_since(after):
+            client.push(self._pending(source, chunk, client.batch), now)
+
+    def _unsubscribe(self, client: Client, request: Unsubscribe, now: float) -> None:
+        client.subscriptions.discard(request.log_source)
+        client.purge(client.subscriptions)
+        for name in list(client.delivered):
+            if not client.wants(name):
+                del client.delivered[name]
+        self._receivers = None
+        client.push_control(encode({"type": "unsubscribed", "log_source": request.log_source}), now)
+
+    # -- what the files say -----------------------------------------------------------------------
+
+    def publish(self, updates: list[SourceUpdate]) -> None:
+        """Number, buffer and fan out new lines; announce file events. Runs on the loop."""
+        now = self._loop.time()
+        receivers = self._receivers_by_source()
+        for update in updates:
+            source = self.sources[update.name]
+            if update.lines:
+                self._fan_out(source, update, receivers.get(source.name, ()), now)
+            if update.events or update.state != source.state:
+                source.state = update.state
+                for event in update.events or ["state"]:
+                    notice = encode(
+                        {
+                            "type": "source",
+                            "name": source.name,
+                            "state": source.state,
+                            "event": event,
+                        }
+                    )
+                    for client in self.clients.values():
+                        client.push(_Pending(None, 0, 0, [notice], len(notice)), now)
+
+    def _fan_out(
+        self, source: Source, update: SourceUpdate, clients: Sequence[Client], now: float
+    ) -> None:
+        lines = update.lines
+        for start in range(0, len(lines), BATCH_LINES):
+            chunk = source.append(lines[start : start + BATCH_LINES], update.read_at)
+            batched: _Pending | None = None
+            single: _Pending | None = None
+            for client in clients:
+                if client.batch:
+                    batched = batched or self._pending(source, chunk, True)
+                    client.push(batched, now)
+                else:
+                    single = single or self._pending(source, chunk, False)
+                    client.push(single, now)
+                client.delivered[source.name] = chunk.last_seq
+
+    @staticmethod
+    def _pending(source: Source, chunk: _Chunk, batch: bool) -> _Pending:
+        if batch:
+            frames = [encode_batch(source.name_json, chunk.lines, chunk.timestamp, chunk.first_seq)]
+        else:
+            frames = [
+                encode_line(source.name_json, line, chunk.timestamp, seq)
+                for seq, line in enumerate(chunk.lines, chunk.first_seq)
+            ]
+        return _Pending(source.name, chunk.first_seq, chunk.last_seq, frames, sum(map(len, frames)))
+
+    def _receivers_by_source(self) -> dict[str, list[Client]]:
+        if self._receivers is None:
+            self._receivers = {
+                name: [client for client in self.clients.values() if client.wants(name)]
+                for name in self.sources
+            }
+        return self._receivers
+
+    # -- once a second ----------------------------------------------------------------------------
+
+    def tick(self, interval: float) -> None:
+        """Send stats while lines flow (and once after they stop); close stalled clients."""
+        now = self._loop.time()
+        flowing = False
+        for source in self.sources.values():
+            source.rate = source.lines_this_tick / interval
+            flowing = flowing or source.lines_this_tick > 0
+            source.lines_this_tick = 0
+        self._quiet_ticks = 0 if flowing else self._quiet_ticks + 1
+        if self._quiet_ticks <= 1 and self.clients:
+            stats = encode(
+                {
+                    "type": "stats",
+                    "sources": {
+                        source.name: {"seq": source.seq, "rate": round(source.rate, 1)}
+                        for source in self.sources.values()
+                    },
+                }
+            )
+            for client in self.clients.values():
+                client.push(_Pending(None, 0, 0, [stats], len(stats)), now)
+        for client in list(self.clients.values()):
+            if (
+                client.waiting_since is not None
+                and not client.closing
+                and now - client.waiting_since > self.stall_timeout
+            ):
+                asyncio.create_task(self._close_stalled(client))
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    async def _send_forever(self, client: Client) -> None:
+        try:
+            while True:
+                await client.wake.wait()
+                client.wake.clear()
+                while client.has_output:
+                    frames = client.take_round()
+                    await client.sink.send_frames(frames)
+                    client.waiting_since = self._loop.time() if client.has_output else None
+                client.waiting_since = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the connection failed: drop it, leave the others alone
+            log.debug("client %d send failed: %r", client.id, exc)
+            self.disconnect(client)
+
+    async def _close_stalled(self, client: Client) -> None:
+        client.closing = True
+        log.warning(
+            "client %d (%s) accepted nothing for %.0f s; closing it",
+            client.id,
+            client.peer,
+            self.stall_timeout,
+        )
+        self.disconnect(client)
+        try:
+            await asyncio.wait_for(
+                client.sink.close(1008, f"stalled: nothing accepted for {self.stall_timeout:g} s"),
+                timeout=1.0,
+            )
+        except (TimeoutError, Exception):
+            pass
+        client.sink.abort()

@@ -1,0 +1,229 @@
+"""Watch the followed files' directories and read them on a thread of their own.
+
+Three threads meet here, and each does one thing:
+
+- watchdog's observer thread only marks paths dirty and wakes the reader (it never reads, so a
+  burst of unrelated events in ``/var/log`` cannot stall it);
+- the reader thread polls the dirty :class:`Follower` objects, and every second all of them (the
+  safety re-stat that catches what inotify's queue dropped, and flushes old partial lines);
+- the asyncio loop gets the lines through one door, :meth:`Tailer._hand_over`, which batches all
+  updates since the last hand-over into one ``call_soon_threadsafe`` call.
+
+If the loop falls behind, the reader waits before reading more: the lines stay in the files, so
+memory is bounded and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from logtv.server.follower import Follower, Poll
+
+__all__ = ["SourceUpdate", "Tailer"]
+
+log = logging.getLogger(__name__)
+
+#: The reader pauses while this many lines wait for the loop.
+MAX_PENDING_LINES = 200_000
+
+
+@dataclass(slots=True)
+class SourceUpdate:
+    """New lines and file events of one source, as read at ``read_at`` (POSIX time)."""
+
+    name: str
+    lines: list[str]
+    events: list[str]
+    state: str
+    read_at: float
+
+
+class _DirtyMarker(FileSystemEventHandler):
+    """Runs on the observer thread: maps an event's paths to sources and wakes the reader."""
+
+    def __init__(self, tailer: Tailer) -> None:
+        self._tailer = tailer
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        names_by_path = self._tailer.names_by_path
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            names = names_by_path.get(path)
+            if names:
+                self._tailer.mark_dirty(names)
+
+
+class Tailer:
+    """All followed sources: the watchdog observer, the reader thread and the door to the loop."""
+
+    def __init__(
+        self,
+        paths: dict[str, Path],
+        *,
+        on_updates: Callable[[list[SourceUpdate]], None],
+        max_line: int,
+        restat_interval: float = 1.0,
+        observer_factory: Callable[[], BaseObserver] = Observer,
+    ) -> None:
+        self.followers = {name: Follower(path, max_line=max_line) for name, path in paths.items()}
+        self.names_by_path: dict[str, tuple[str, ...]] = {}
+        for name, path in paths.items():
+            for alias in {os.path.abspath(path), os.path.realpath(path)}:
+                self.names_by_path[alias] = (*self.names_by_path.get(alias, ()), name)
+        self._on_updates = on_updates
+        self._restat_interval = restat_interval
+        self._observer_factory = observer_factory
+        self._observer: BaseObserver | None = None
+        self._unwatched_dirs: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._dirty: set[str] = set()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._inbox: list[SourceUpdate] = []
+        self._inbox_lines = 0
+        self._hand_over_scheduled = False
+        self._drained = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def open(self, backlog: int) -> list[SourceUpdate]:
+        """Open every file at its end; return the backlog lines to seed the ring buffers."""
+        now = time.monotonic()
+        updates = []
+        for name, follower in self.followers.items():
+            polled = follower.start(backlog, now)
+            updates.append(self._update(name, follower, polled))
+        return updates
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start watching and reading; updates reach ``on_updates`` on ``loop``."""
+        self._loop = loop
+        self._observer = self._start_observer()
+        self._thread = threading.Thread(target=self._read_forever, name="logtv-reader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the observer and the reader, and close the files."""
+        self._stopping.set()
+        self._wake.set()
+        with self._lock:
+            self._drained.notify_all()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=2)
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        for follower in self.followers.values():
+            follower.close()
+
+    def mark_dirty(self, names: tuple[str, ...]) -> None:
+        """Ask the reader to look at these sources now (called from any thread)."""
+        with self._lock:
+            self._dirty.update(names)
+        self._wake.set()
+
+    # -- watching -------------------------------------------------------------------------------
+
+    def _directories(self) -> set[str]:
+        return {os.path.dirname(path) for path in self.names_by_path}
+
+    def _start_observer(self) -> BaseObserver:
+        observer = self._observer_factory()
+        observer.start()
+        handler = _DirtyMarker(self)
+        for directory in sorted(self._directories()):
+            try:
+                observer.schedule(handler, directory, recursive=False)
+            except FileNotFoundError:
+                log.warning("%s does not exist yet; checking it every second", directory)
+                self._unwatched_dirs.add(directory)
+            except OSError as exc:
+                if isinstance(observer, PollingObserver):
+                    raise
+                log.warning("inotify is unavailable (%s); falling back to polling the files", exc)
+                observer.stop()
+                observer.join(timeout=2)
+                self._observer_factory = PollingObserver
+                return self._start_observer()
+        return observer
+
+    def _retry_unwatched(self) -> None:
+        if not self._unwatched_dirs or self._observer is None:
+            return
+        handler = _DirtyMarker(self)
+        for directory in sorted(self._unwatched_dirs):
+            try:
+                self._observer.schedule(handler, directory, recursive=False)
+            except OSError:
+                continue
+            log.info("%s appeared; watching it", directory)
+            self._unwatched_dirs.discard(directory)
+
+    # -- reading (the reader thread) ------------------------------------------------------------
+
+    def _read_forever(self) -> None:
+        next_restat = time.monotonic() + self._restat_interval
+        while not self._stopping.is_set():
+            self._wake.wait(timeout=max(0.0, next_restat - time.monotonic()))
+            self._wake.clear()
+            with self._lock:
+                dirty, self._dirty = self._dirty, set()
+            now = time.monotonic()
+            if now >= next_restat:
+                dirty = set(self.followers)
+                next_restat = now + self._restat_interval
+                self._retry_unwatched()
+            updates = []
+            for name in sorted(dirty):
+                follower = self.followers[name]
+                polled = follower.poll(now)
+                if polled.more:
+                    self.mark_dirty((name,))
+                if polled.lines or polled.events:
+                    updates.append(self._update(name, follower, polled))
+            if updates:
+                self._hand_over(updates)
+
+    def _update(self, name: str, follower: Follower, polled: Poll) -> SourceUpdate:
+        return SourceUpdate(name, polled.lines, polled.events, follower.state, time.time())
+
+    # -- the one door into the loop ---------------------------------------------------------------
+
+    def _hand_over(self, updates: list[SourceUpdate]) -> None:
+        """Queue updates for the loop; one wake-up carries everything queued since the last."""
+        assert self._loop is not None
+        with self._lock:
+            self._inbox.extend(updates)
+            self._inbox_lines += sum(len(update.lines) for update in updates)
+            if not self._hand_over_scheduled:
+                self._hand_over_scheduled = True
+                try:
+                    self._loop.call_soon_threadsafe(self._deliver)
+                except RuntimeError:  # the loop is closed: we are shutting down
+                    return
+            while self._inbox_lines > MAX_PENDING_LINES and not self._stopping.is_set():
+                self._drained.wait(timeout=0.5)
+
+    def _deliver(self) -> None:
+        """On the loop: take everything the reader queued and hand it to the broadcaster."""
+        with self._lock:
+            updates, self._inbox = self._inbox, []
+            self._inbox_lines = 0
+            self._hand_over_scheduled = False
+            self._drained.notify_all()
+        self._on_updates(updates)
