@@ -399,7 +399,7 @@ def _nginx_visit(rng: random.Random) -> Event:
 
 
 def _nginx_scan(rng: random.Random) -> Event:
-    ip, paths = _ip4(rng), rng.sample(_PROBES, rng.randint(3, len(_PROBES)))
+    ip, paths = _ip4(rng), rng.sample(_PROBES, rng.randint(2, 4))
     agent = "Mozilla/5.0 zgrab/0.x"
     return [(i * 0.2, _request(rng, ip, f"GET {p}", 404, agent)) for i, p in enumerate(paths)]
 
@@ -426,7 +426,7 @@ _SOURCES = {
         "syslog", 0.18, ((4, _cron), (3, _unit_run), (1, _unit_fail), (4, _daemon), (2, _smtp))
     ),
     "nginx": _Source(
-        "nginx-access.log", 0.5, ((6, _nginx_hit), (3, _nginx_visit), (1, _nginx_scan))
+        "nginx-access.log", 0.5, ((14, _nginx_hit), (6, _nginx_visit), (1, _nginx_scan))
     ),
 }
 SOURCE_FILES: dict[str, str] = {name: source.file for name, source in _SOURCES.items()}
