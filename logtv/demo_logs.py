@@ -503,24 +503,26 @@ class DemoLogs:
         return dict(self._paths)
 
     def create_files(self) -> None:
-        """(Re)create the five files holding a few minutes of history, and start the schedule."""
+        """Create the five files (emptying any of a previous run) with a few minutes of history,
+        and start the schedule. Only the first call does anything; advance() and run() make it
+        if nobody has (their counts exclude the history).
+        """
+        if self._created:
+            return
         self._dir.mkdir(parents=True, exist_ok=True)
         for path in self._paths.values():
             path.write_text("", encoding="utf-8")
         self._created = True
-        rng, scale = self._rng, 1 / self._rate
         self._redraw(self._t)
-        for job, (low, high) in _JOBS.items():
-            gap = rng.uniform(low, high) * (1 if job == "mood" else scale)
-            self._push(0.4 * gap, "job", job)
-        self._push(rng.uniform(*_TRUNCATE_AT) * scale, "job", "truncate")
+        for job in _JOBS:
+            self._push(0.4 * self._gap(job), "job", job)
+        self._push(self._rng.uniform(*_TRUNCATE_AT) / self._rate, "job", "truncate")
         now = self._clock()
         self._replay(0.0, now)
         for name, path in self._paths.items():  # at a low rate a quiet source gets one line
             if path.stat().st_size == 0:
-                self._write(
-                    name, make_line(name, rng, now - timedelta(seconds=60), uptime=self._boot)
-                )
+                line = make_line(name, self._rng, now - timedelta(seconds=60), uptime=self._boot)
+                self._write(name, line)
 
     def advance(self, seconds: float) -> int:
         """Write what is due in `seconds` more of simulated time; returns how many lines."""
@@ -549,12 +551,17 @@ class DemoLogs:
     def _push(self, t: float, kind: str, name: str, body: str = "") -> None:
         heapq.heappush(self._heap, (t, next(self._seq), kind, name, body))
 
-    def _redraw(self, t: float) -> None:
-        """Draw each source's next event at the current mood (exact: the process is memoryless)."""
-        for name, source in _SOURCES.items():
-            self._next[name] = t + self._rng.expovariate(
-                source.per_second * self._rate * self._mood
-            )
+    def _redraw(self, t: float, *names: str) -> None:
+        """Draw the next event of `names` (default: all) at the current mood; redrawing is exact
+        as the process is memoryless."""
+        for name in names or _SOURCES:
+            rate = _SOURCES[name].per_second * self._rate * self._mood
+            self._next[name] = t + self._rng.expovariate(rate)
+
+    def _gap(self, job: str) -> float:
+        """Simulated seconds until `job` runs again (activity changes do not follow `rate`)."""
+        low, high = _JOBS[job]
+        return self._rng.uniform(low, high) / (1 if job == "mood" else self._rate)
 
     def _replay(self, end: float, now: datetime) -> int:
         """Process everything due up to simulated time `end`, which the clock says is `now`."""
@@ -576,8 +583,7 @@ class DemoLogs:
                 break
             else:
                 self._emit(name, _SOURCES[name].pick(self._rng)(self._rng), t)
-                rate = _SOURCES[name].per_second * self._rate * self._mood
-                self._next[name] = t + self._rng.expovariate(rate)
+                self._redraw(t, name)
         self._t = end
         return written
 
@@ -607,10 +613,7 @@ class DemoLogs:
             self.maintenance.append((t, "rotate", source))
             if source != "nginx":  # logrotate's postrotate tells rsyslog to reopen its files
                 self._push(t + 0.4, "emit", "syslog", _RSYSLOG_HUP)
-        low, high = _JOBS[job]
-        self._push(
-            t + rng.uniform(low, high) * (1 if job == "mood" else 1 / self._rate), "job", job
-        )
+        self._push(t + self._gap(job), "job", job)
 
     def _write(self, source: str, line: str) -> None:
         """Append one whole line with a single write(), reopening so a rotation is followed."""
