@@ -232,7 +232,7 @@ _OOM_VICTIMS = (("java", "tomcat10", 997), ("python3", "celery", 998), ("node", 
 
 def _oom(rng: random.Random) -> Event:
     """The OOM killer's report in kern.log, and systemd restarting the victim in syslog."""
-    (proc, unit, uid), pid, vm = rng.choice(_OOM_VICTIMS), _pid(rng), rng.randint(3, 9) << 20
+    (proc, unit, uid), pid, vm = rng.choice(_OOM_VICTIMS), _pid(rng), rng.randint(3 << 20, 9 << 20)
     svc, rss = f"systemd[1]: {unit}.service", int(vm * rng.uniform(0.5, 0.8))
     sizes = f"total-vm:{vm}kB, anon-rss:{rss}kB, file-rss:0kB, shmem-rss:0kB, UID:{uid}"
     gfp = "gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0"
