@@ -91,8 +91,8 @@ def encode_line(source_json: str, line: str, timestamp: str, seq: int) -> bytes:
     source, so it is encoded once). Built by hand from pieces because this runs once per line.
     """
     return (
-        '{"type":"raw_log","log_source":%s,"raw_line":%s,"timestamp":"%s","seq":%d}'
-        % (source_json, _dump_str(line), timestamp, seq)
+        f'{{"type":"raw_log","log_source":{source_json},"raw_line":{_dump_str(line)},'
+        f'"timestamp":"{timestamp}","seq":{seq}}}'
     ).encode()
 
 
@@ -103,8 +103,8 @@ def encode_batch(source_json: str, lines: Sequence[str], timestamp: str, first_s
     read). Plain strings in an array are far cheaper to build and to parse than per-line objects.
     """
     return (
-        '{"type":"raw_logs","log_source":%s,"seq":%d,"timestamp":"%s","lines":%s}'
-        % (source_json, first_seq, timestamp, _dump_list(lines))
+        f'{{"type":"raw_logs","log_source":{source_json},"seq":{first_seq},'
+        f'"timestamp":"{timestamp}","lines":{_dump_list(lines)}}}'
     ).encode()
 
 

@@ -60,7 +60,7 @@ class Connected:
 
 @dataclass(frozen=True, slots=True)
 class Disconnected:
-    """The connection failed or closed; ``retry_in`` seconds until the next try (None: giving up)."""
+    """The connection failed or closed; ``retry_in`` seconds until the next try (None: never)."""
 
     error: str
     retry_in: float | None

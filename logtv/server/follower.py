@@ -64,8 +64,13 @@ class Poll:
     """What one look at the file found: complete lines, file events, and whether more is unread."""
 
     lines: list[str] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
+    #: (how many of ``lines`` came before it, event name, the file's state after it)
+    events: list[tuple[int, str, str]] = field(default_factory=list)
     more: bool = False
+
+    def note(self, event: str, state: str) -> None:
+        """Record a file event at this point in the line stream."""
+        self.events.append((len(self.lines), event, state))
 
 
 class Follower:
@@ -123,7 +128,7 @@ class Follower:
         result = Poll()
         if self._fd is None:
             if self._open(result, now):
-                result.events.append("appeared")
+                result.note("appeared", self.state)
                 self._read(result, now)
             return result
         try:
@@ -169,7 +174,7 @@ class Follower:
             else:
                 log.warning("%s: %s (%s)", self.path, state, problem)
             if state != self.state and state == UNREADABLE:
-                result.events.append("state")
+                result.note("state", state)
         self.state = state
         self.problem = problem
 
@@ -193,7 +198,7 @@ class Follower:
             if self._partial or self._partial_cut:
                 result.lines.append(self._flush_partial())
             self._offset = 0
-            result.events.append("truncated")
+            result.note("truncated", self.state)
             log.info("%s: truncated, reading from the start", self.path)
         self._fingerprint = head
 
@@ -203,7 +208,7 @@ class Follower:
             info = os.stat(self.path)
         except FileNotFoundError:
             self._lose(MISSING, "no such file", result, now)
-            result.events.append("vanished")
+            result.note("vanished", self.state)
             return
         except OSError:
             return  # a transient error on the path; the open file is still good
@@ -214,11 +219,11 @@ class Follower:
             result.lines.append(self._flush_partial())
         self.close()
         if self._open(result, now):
-            result.events.append("rotated")
+            result.note("rotated", self.state)
             log.info("%s: rotated, following the new file", self.path)
             self._read(result, now)
         else:
-            result.events.append("vanished")
+            result.note("vanished", self.state)
 
     def _read(self, result: Poll, now: float) -> None:
         assert self._fd is not None

@@ -410,28 +410,40 @@ class Hub:
         receivers = self._receivers_by_source()
         for update in updates:
             source = self.sources[update.name]
-            if update.lines:
-                self._fan_out(source, update, receivers.get(source.name, ()), now)
-            if update.events or update.state != source.state:
-                source.state = update.state
-                for event in update.events or ["state"]:
-                    notice = encode(
-                        {
-                            "type": "source",
-                            "name": source.name,
-                            "state": source.state,
-                            "event": event,
-                        }
+            done = 0
+            for position, event, state in update.events:
+                if position > done:
+                    self._fan_out(
+                        source, update.lines[done:position], update.read_at, receivers, now
                     )
-                    for client in self.clients.values():
-                        client.push(_Pending(None, 0, 0, [notice], len(notice)), now)
+                    done = position
+                source.state = state
+                self._announce(source, event, now)
+            if done < len(update.lines):
+                self._fan_out(source, update.lines[done:], update.read_at, receivers, now)
+            if update.state != source.state:
+                source.state = update.state
+                self._announce(source, "state", now)
+
+    def _announce(self, source: Source, event: str, now: float) -> None:
+        """Tell every client (subscribed or not) what happened to a source's file."""
+        notice = encode(
+            {"type": "source", "name": source.name, "state": source.state, "event": event}
+        )
+        for client in self.clients.values():
+            client.push(_Pending(None, 0, 0, [notice], len(notice)), now)
 
     def _fan_out(
-        self, source: Source, update: SourceUpdate, clients: Sequence[Client], now: float
+        self,
+        source: Source,
+        lines: list[str],
+        read_at: float,
+        receivers: dict[str, list[Client]],
+        now: float,
     ) -> None:
-        lines = update.lines
+        clients = receivers.get(source.name, ())
         for start in range(0, len(lines), BATCH_LINES):
-            chunk = source.append(lines[start : start + BATCH_LINES], update.read_at)
+            chunk = source.append(lines[start : start + BATCH_LINES], read_at)
             batched: _Pending | None = None
             single: _Pending | None = None
             for client in clients:

@@ -45,7 +45,8 @@ class SourceUpdate:
 
     name: str
     lines: list[str]
-    events: list[str]
+    #: (index into ``lines``, event, state after it): where each file event happened
+    events: list[tuple[int, str, str]]
     state: str
     read_at: float
 
