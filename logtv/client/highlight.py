@@ -70,7 +70,7 @@ STATUS_2XX = Style(color="green")
 STATUS_3XX = Style(color="cyan")
 STATUS_4XX = Style(color="yellow")
 STATUS_5XX = Style(color="red")
-LEVEL_NOTICE = Style(color="cyan")
+LEVEL_NOTICE = Style(color="bright_cyan")
 LEVEL_INFO = Style(color="blue")
 
 # --- patterns -----------------------------------------------------------------------------------
@@ -89,13 +89,14 @@ _IPV6 = (
 )
 _METHODS = "GET|HEAD|POST|PUT|DELETE|PATCH|OPTIONS|CONNECT|TRACE|PROPFIND|MKCOL|COPY|MOVE"
 
-# Line header, matched once at the start: syslog / RFC 3339 timestamp + host + program[pid]:,
-# the Apache error-log timestamp, or the nginx error-log timestamp + pid#tid:.
+# Line header, matched once at the start: syslog / RFC 3339 timestamp + host + program[pid]:
+# (macOS may add " (detail)" before the colon), the Apache error-log timestamp, or the nginx
+# error-log timestamp + pid#tid:.
 _HEADER = re.compile(
     r"(?:(?P<ts>[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?"
     r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
     r" (?P<host>\S+)"
-    r"(?: (?P<prog>[^\s\[\]:]+)(?:\[(?P<pid>\d+)\])?:(?=\s|$))?"
+    r"(?: (?P<prog>[^\s\[\]:]+)(?:\[(?P<pid>\d+)\])?(?: \([^\s()]*\))?:(?=\s|$))?"
     r"|\[(?P<ats>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)? \d{4})\]"
     r"|(?P<nts>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[\w+\] (?P<npid>\d+)#\d+:)"
 )
@@ -124,11 +125,11 @@ def _words(*words: str) -> str:
 
 # Per-token rules: (regex, {key: style}). A key is "" for the whole match, a group name for that
 # group, or "<name" for the text from the start of the match up to group ``name``. All rules are
-# OR-ed into one regex, tried only where no word character precedes, so a rule starts at a word
-# start (no leading \b needed) or at punctuation. Lead each rule with one literal character or
-# class where possible (see _words): ``re`` then rejects it on that character, which keeps the
-# one pass fast. Matches never overlap; where two rules could match at one position, the first
-# listed wins.
+# OR-ed into one regex, tried only where no word character or "." precedes, so a rule starts at
+# a word start (no leading \b needed; "sos.error" is not a word) or at punctuation. Lead each
+# rule with one literal character or class where possible (see _words): ``re`` then rejects it
+# on that character, which keeps the one pass fast. Matches never overlap; where two rules could
+# match at one position, the first listed wins.
 _RULES: tuple[tuple[str, dict[str, Style]], ...] = (
     # kernel clock [   12.345678]
     (r"\[ *\d+\.\d{6}\]", {"": KERNEL_CLOCK}),
@@ -172,7 +173,7 @@ _RULES: tuple[tuple[str, dict[str, Style]], ...] = (
     (r"[SD]PT=(?P<ufw_port>\d+)", {"<ufw_port": UFW_KEY, "ufw_port": UFW_VALUE}),
     # sshd: "Invalid user USER", "for invalid user USER from"
     (
-        r"[Ii](?i:nvalid)(?P<inv_end>) user (?P<iuser>[^\s\[\]]+)",
+        r"[Ii](?i:nvalid)(?P<inv_end>) user (?P<iuser>\S+)",
         {"<inv_end": ERROR, "iuser": USER},
     ),
     # sshd/pam: "for USER from", "for user USER"
@@ -213,7 +214,7 @@ _RULES: tuple[tuple[str, dict[str, Style]], ...] = (
 # One alternation; each rule ends in an empty marker group ``_rN``, which closes last, so
 # ``match.lastgroup`` names the rule that matched (a marker at the front would cost speed).
 _TOKENS = re.compile(
-    r"(?<!\w)(?:"
+    r"(?<![\w.])(?:"
     + "|".join(f"(?:{pattern})(?P<_r{i}>)" for i, (pattern, _) in enumerate(_RULES))
     + ")"
 )
