@@ -89,9 +89,11 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         host=args.host,
         port=args.port,
         backlog=args.backlog,
-        client_buffer=None if args.client_buffer is None else parse_size(args.client_buffer),
+        client_buffer=None
+        if args.client_buffer is None
+        else parse_size(args.client_buffer, "--client-buffer"),
         stall_timeout=args.stall_timeout,
-        max_line=None if args.max_line is None else parse_size(args.max_line),
+        max_line=None if args.max_line is None else parse_size(args.max_line, "--max-line"),
         log_level=args.log_level,
     )
     return override(config, sources=sources).validated()

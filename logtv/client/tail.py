@@ -7,7 +7,12 @@ or file). Gaps, file events and connection trouble go to stderr, so stdout stays
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import select
+import stat
 import sys
 from typing import TextIO
 
@@ -55,9 +60,35 @@ async def run_tail(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Print events until the client stops; return the exit code."""
+    """Print events until the client stops (or stdout's reader goes away); return the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
+    watcher = asyncio.create_task(_close_when_reader_leaves(out, client))
+    try:
+        return await _print_events(client, out, err, as_json=as_json, raw=raw)
+    finally:
+        watcher.cancel()
+
+
+async def _close_when_reader_leaves(out: TextIO, client: LogClient) -> None:
+    """Like GNU `tail -f`: notice that a pipe's reader exited even while no line arrives."""
+    try:
+        fd = out.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+    except (OSError, ValueError):
+        return
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked for: only POLLERR/POLLHUP are reported
+    while not poller.poll(0):
+        await asyncio.sleep(0.5)
+    with contextlib.suppress(Exception):
+        await client.close()
+
+
+async def _print_events(
+    client: LogClient, out: TextIO, err: TextIO, *, as_json: bool, raw: bool
+) -> int:
     async for event in client.events():
         if isinstance(event, Lines):
             out.write(_format_lines(event, as_json=as_json, raw=raw))

@@ -106,8 +106,9 @@ class LogServer:
             epoch=self.epoch,
         )
         tailer = Tailer(dict(config.sources), on_updates=hub.publish, max_line=config.max_line)
-        hub.publish(tailer.open(config.backlog))
         self.hub, self.tailer = hub, tailer
+        # Listen first, so a port in use is reported before anything else happens; no client
+        # can be served before the files are opened, as nothing below awaits.
         self._server = await serve(
             self._handle,
             config.host,
@@ -118,6 +119,7 @@ class LogServer:
             create_connection=LogConnection,
             logger=logging.getLogger("logtv.websockets"),
         )
+        hub.publish(tailer.open(config.backlog))
         tailer.start(asyncio.get_running_loop())
         self._ticker = asyncio.create_task(self._tick_forever(hub))
         log.info("following %d sources: %s", len(config.sources), ", ".join(config.sources))
