@@ -84,16 +84,16 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                 + ", ".join(tried)
                 + "); name one with --source NAME=PATH, or try `logtv demo`"
             )
+    client_buffer = args.client_buffer and parse_size(args.client_buffer, "--client-buffer")
+    max_line = args.max_line and parse_size(args.max_line, "--max-line")
     config = override(
         config,
         host=args.host,
         port=args.port,
         backlog=args.backlog,
-        client_buffer=None
-        if args.client_buffer is None
-        else parse_size(args.client_buffer, "--client-buffer"),
+        client_buffer=client_buffer,
         stall_timeout=args.stall_timeout,
-        max_line=None if args.max_line is None else parse_size(args.max_line, "--max-line"),
+        max_line=max_line,
         log_level=args.log_level,
     )
     return override(config, sources=sources).validated()
