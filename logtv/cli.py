@@ -58,6 +58,17 @@ def _tail_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     tail.add_argument("--backlog", type=int, default=10, help="recent lines to start with (10)")
 
 
+def _watch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    watch = commands.add_parser("watch", help="the terminal UI: sources and a live log pane")
+    watch.add_argument("server", metavar="HOST:PORT", help="server address or ws:// URL")
+    watch.add_argument("sources", nargs="*", metavar="SOURCE", help="sources (default: all)")
+    watch.add_argument("--backlog", type=int, default=200, help="recent lines to start with (200)")
+    watch.add_argument("--max-lines", type=int, default=50_000, help="scrollback kept (50000)")
+    watch.add_argument("--fps", type=float, help="log pane frames per second (30; 4 over SSH)")
+    watch.add_argument("--token", default=os.environ.get("LOGTV_TOKEN"), help="bearer token")
+    watch.add_argument("--once", action="store_true", help="exit 1 if the first connect fails")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="logtv", description="Follow a box's logs live, in the terminal."
@@ -66,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(commands)
     _tail_parser(commands)
+    _watch_parser(commands)
     return parser
 
 
@@ -148,6 +160,25 @@ async def _tail(args: argparse.Namespace) -> int:
     return await run_tail(client, as_json=args.json, raw=args.raw)
 
 
+def _watch(args: argparse.Namespace) -> int:
+    from logtv.client.app import WatchApp
+    from logtv.client.connection import LogClient
+
+    if args.max_lines < 100:
+        raise CommandError("--max-lines must be at least 100")
+    if args.fps is not None and not 0.5 <= args.fps <= 120:
+        raise CommandError("--fps must be from 0.5 to 120")
+    try:
+        client = LogClient(
+            args.server, sources=args.sources or None, backlog=args.backlog, token=args.token
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    app = WatchApp(client, max_lines=args.max_lines, fps=args.fps, once=args.once)
+    code = app.run()
+    return code if isinstance(code, int) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -157,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_serve(config))
         if args.command == "tail":
             return asyncio.run(_tail(args))
+        if args.command == "watch":
+            return _watch(args)
     except (ConfigError, CommandError) as exc:
         print(f"logtv: error: {exc}", file=sys.stderr)
         return 2

@@ -163,7 +163,7 @@ class LogClient:
         self,
         url: str,
         *,
-        sources: Iterable[str] = (ALL,),
+        sources: Iterable[str] | None = (ALL,),
         backlog: int = 0,
         batch: bool = True,
         token: str | None = None,
@@ -173,7 +173,11 @@ class LogClient:
         open_timeout: float = 10.0,
     ) -> None:
         self.url = normalize_url(url)
-        self.subscriptions: list[str] = list(dict.fromkeys(sources))
+        #: What to subscribe to after every (re)connect; None: each source the server has,
+        #: one by one (so that a viewer can then drop any of them).
+        self.subscriptions: list[str] | None = (
+            None if sources is None else list(dict.fromkeys(sources))
+        )
         self.backlog = backlog
         self.batch = batch
         self.token = token
@@ -188,13 +192,15 @@ class LogClient:
 
     async def subscribe(self, source: str) -> None:
         """Start receiving a source now (and after every reconnect)."""
+        if self.subscriptions is None:
+            self.subscriptions = []
         if source not in self.subscriptions:
             self.subscriptions.append(source)
         await self._send({"type": "subscribe", "log_source": source, "batch": self.batch})
 
     async def unsubscribe(self, source: str) -> None:
         """Stop receiving a source."""
-        if source in self.subscriptions:
+        if self.subscriptions is not None and source in self.subscriptions:
             self.subscriptions.remove(source)
         await self._send({"type": "unsubscribe", "log_source": source})
 
@@ -268,6 +274,8 @@ class LogClient:
         for info in hello.sources:
             if not resuming:
                 position.seq[info.name] = info.seq
+        if self.subscriptions is None:
+            self.subscriptions = [info.name for info in hello.sources]
         first_session = not self._had_session
         self._had_session = True
         for source in self.subscriptions:

@@ -1,0 +1,449 @@
+"""`logtv watch`: the Textual app that shows a server's sources and their lines.
+
+The connection runs as an async worker on the app's own event loop, so events from the server are
+handled by plain method calls (no thread hop). Lines are not drawn as they come: they wait in
+``pending`` until the next frame of the frame budget (``--fps``), so a flood of lines costs one
+repaint per frame, and an idle screen costs nothing at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from rich.style import Style
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import ModalScreen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
+
+from logtv.client.connection import (
+    Connected,
+    Disconnected,
+    Event,
+    Gap,
+    Lines,
+    LogClient,
+    Notice,
+    Reply,
+    Restarted,
+    Stats,
+)
+from logtv.client.scrollback import GAP, LINE, NOTICE, Entry, Scrollback
+from logtv.client.widgets.log_view import LogView
+from logtv.client.widgets.sidebar import SourceList, SourceRow
+from logtv.sanitize import sanitize
+
+__all__ = ["HELP_KEYS", "WatchApp", "default_fps"]
+
+#: Frames per second over SSH (every byte crosses the link) and on a local terminal.
+SSH_FPS = 4.0
+LOCAL_FPS = 30.0
+
+HELP_KEYS: tuple[tuple[str, str], ...] = (
+    ("↑ ↓ PgUp PgDn Home", "scroll the log (scrolling up pauses following)"),
+    ("End, f", "follow the newest line again / pause"),
+    ("Tab", "move between the source list and the log"),
+    ("Space, Enter", "toggle the source under the cursor"),
+    ("1 … 9", "toggle the nth source"),
+    ("a", "toggle all sources"),
+    ("/", "filter by a regular expression (Esc clears)"),
+    ("n, N", "next / previous line matching the filter"),
+    ("t", "show when each line was received"),
+    ("w", "wrap long lines"),
+    ("c", "clear the log pane"),
+    ("s", "save the shown lines to a file"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
+
+
+def default_fps() -> float:
+    """A frugal frame rate inside SSH sessions, a smooth one on a local terminal."""
+    return SSH_FPS if os.environ.get("SSH_CONNECTION") else LOCAL_FPS
+
+
+class HelpScreen(ModalScreen[None]):
+    """The key bindings, one per row."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        text = Text("logtv watch: keys\n\n", style=Style(bold=True), end="")
+        for keys, what in HELP_KEYS:
+            text.append(f"  {keys:<20}", Style(bold=True))
+            text.append(f"{what}\n")
+        text.append("\nEsc or ? closes this help.", Style(dim=True))
+        yield Static(text, id="help")
+
+
+class WatchApp(App[int]):
+    """A live view of one logtv server."""
+
+    CSS_PATH = "logtv.tcss"
+    TITLE = "logtv"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "filter", "Filter"),
+        Binding("f", "toggle_follow", "Follow"),
+        Binding("a", "toggle_all", "All"),
+        Binding("n", "match(True)", "Next", show=False),
+        Binding("N", "match(False)", "Prev", show=False),
+        Binding("t", "times", "Times"),
+        Binding("w", "wrap", "Wrap"),
+        Binding("c", "clear", "Clear"),
+        Binding("s", "save", "Save"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        *(Binding(str(n), f"toggle_nth({n - 1})", f"Toggle {n}", show=False) for n in range(1, 10)),
+    ]
+
+    def __init__(
+        self,
+        client: LogClient,
+        *,
+        max_lines: int = 50_000,
+        fps: float | None = None,
+        once: bool = False,
+        save_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.once = once
+        self.save_dir = save_dir or Path.cwd()
+        self.frame_interval = 1.0 / (fps or default_fps())
+        self.scrollback = Scrollback(max_lines)
+        self.rows: dict[str, SourceRow] = {}
+        self.host = ""
+        self.connection_state = f"connecting to {client.url}"
+        self.lines_received = 0
+        self.lines_lost = 0
+        self.message = ""
+        self.pending: list[Entry] = []
+        self._flush_scheduled = False
+        self._last_flush = 0.0
+        self._sidebar_timer: Timer | None = None
+        self._status_timer: Timer | None = None
+        self._last_status = 0.0
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        with Horizontal(id="main"):
+            yield SourceList(id="sources")
+            yield LogView(self.scrollback, id="log")
+        yield Input(placeholder="filter: a regular expression (Esc clears)", id="filter")
+        yield Static(id="status")
+        yield Footer()
+
+    @property
+    def log_view(self) -> LogView:
+        return self.query_one(LogView)
+
+    @property
+    def source_list(self) -> SourceList:
+        return self.query_one(SourceList)
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).cursor_blink = False
+        self.log_view.focus()
+        self._render_header()
+        self._render_status()
+        self._stream()
+
+    # -- the connection -------------------------------------------------------------------------
+
+    @work(exclusive=True, group="connection")
+    async def _stream(self) -> None:
+        async for event in self.client.events():
+            self.handle_event(event)
+
+    def handle_event(self, event: Event) -> None:
+        """Apply one server event to the app's state (called on the app's loop)."""
+        if isinstance(event, Lines):
+            source = event.source
+            received = time.time()
+            self.pending.extend(
+                Entry(LINE, source, line, received, seq)
+                for seq, line in enumerate(event.lines, event.first_seq)
+            )
+            self.lines_received += len(event.lines)
+            row = self.rows.get(source)
+            if row is not None:
+                row.seq = max(row.seq, event.first_seq + len(event.lines) - 1)
+            self._schedule_flush()
+        elif isinstance(event, Stats):
+            for name, (seq, rate) in event.sources.items():
+                row = self.rows.get(name)
+                if row is not None:
+                    row.seq, row.rate = max(row.seq, seq), rate
+            self._schedule_sidebar()
+        elif isinstance(event, Gap):
+            count = event.to_seq - event.from_seq + 1
+            self.lines_lost += count
+            reason = event.reason.replace("_", " ")
+            text = f"… {count:,} lines of {event.source} not received ({reason}) …"
+            self.pending.append(Entry(GAP, event.source, text, time.time()))
+            self._schedule_flush()
+        elif isinstance(event, Notice):
+            row = self.rows.get(event.source)
+            if row is not None:
+                row.state = event.state
+                self._schedule_sidebar(now=True)
+            text = f"— {event.source}: {event.event} ({event.state}) —"
+            self.pending.append(Entry(NOTICE, event.source, text, time.time()))
+            self._schedule_flush()
+        elif isinstance(event, Reply):
+            self._on_reply(event)
+        elif isinstance(event, Connected):
+            self._on_connected(event)
+        elif isinstance(event, Disconnected):
+            self._on_disconnected(event)
+        elif isinstance(event, Restarted):
+            text = "… the server restarted: lines written while it was down may be missing …"
+            self.pending.append(Entry(GAP, "logtv", text, time.time()))
+            self._schedule_flush()
+
+    def _on_connected(self, event: Connected) -> None:
+        self.host = event.host
+        self.connection_state = "live"
+        wanted = self.client.subscriptions
+        rows = {}
+        for info in event.sources:
+            row = self.rows.get(info.name) or SourceRow(info.name)
+            row.state, row.seq = info.state, max(row.seq, info.seq)
+            row.wanted = wanted is None or info.name in wanted
+            row.acked = False
+            rows[info.name] = row
+        self.rows = rows
+        self.log_view.set_tag_width(list(rows))
+        self.source_list.set_rows(list(rows.values()))
+        self._render_header()
+
+    def _on_disconnected(self, event: Disconnected) -> None:
+        if self.once and not event.ever_connected:
+            self.exit(1, message=f"logtv: cannot connect to {self.client.url}: {event.error}")
+            return
+        for row in self.rows.values():
+            row.acked = False
+        retry = f" in {event.retry_in:g}s" if event.retry_in is not None else ""
+        self.connection_state = f"reconnecting{retry}: {event.error}"
+        self._render_header()
+        self._schedule_sidebar(now=True)
+
+    def _on_reply(self, event: Reply) -> None:
+        if event.kind == "error":
+            self.message = f"server: {event.detail or event.error}"
+            self._render_status()
+            return
+        row = self.rows.get(event.source or "")
+        if row is not None:
+            row.acked = event.kind == "subscribed"
+            self._schedule_sidebar(now=True)
+
+    # -- the frame budget ---------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        delay = self._last_flush + self.frame_interval - time.monotonic()
+        if delay > 0.001:
+            self.set_timer(delay, self._flush)
+        else:
+            self.call_later(self._flush)  # quiet until now: show it on the next frame
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._last_flush = time.monotonic()
+        if not self.pending:
+            return
+        entries, self.pending = self.pending, []
+        self.scrollback.extend(entries)
+        self.log_view.appended(entries)
+        self._render_status(throttle=True)
+
+    def _schedule_sidebar(self, now: bool = False) -> None:
+        """Counters repaint at most once a second; state changes at once."""
+        if now:
+            if self._sidebar_timer is not None:
+                self._sidebar_timer.stop()
+                self._sidebar_timer = None
+            self.source_list.set_rows(list(self.rows.values()))
+        elif self._sidebar_timer is None:
+            self._sidebar_timer = self.set_timer(1.0, self._refresh_sidebar)
+
+    def _refresh_sidebar(self) -> None:
+        self._sidebar_timer = None
+        self.source_list.set_rows(list(self.rows.values()))
+
+    # -- header and status --------------------------------------------------------------------
+
+    def _render_header(self) -> None:
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        text.append("logtv", Style(bold=True))
+        if self.host:
+            text.append(f"  {sanitize(self.host)}", Style(bold=True, color="cyan"))
+        live = self.connection_state == "live"
+        text.append("  ● " if live else "  ○ ", Style(color="green" if live else "yellow"))
+        text.append(sanitize(self.connection_state), Style(dim=not live))
+        self.query_one("#header", Static).update(text)
+
+    def _render_status(self, throttle: bool = False) -> None:
+        """The status line; while lines flow it is repainted at most once a second."""
+        now = time.monotonic()
+        if throttle and now - self._last_status < 1.0:
+            if self._status_timer is None:
+                self._status_timer = self.set_timer(
+                    1.0 - (now - self._last_status), self._render_status
+                )
+            return
+        if self._status_timer is not None:
+            self._status_timer.stop()
+            self._status_timer = None
+        self._last_status = now
+        view = self.log_view
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        text.append(f"{self.scrollback.shown_count:,} lines")
+        if self.scrollback.pattern is not None:
+            text.append(f" of {len(self.scrollback):,}")
+        text.append(" · ")
+        text.append(
+            f"{self.lines_lost:,} lost",
+            Style(color="yellow") if self.lines_lost else Style(dim=True),
+        )
+        text.append(" · ")
+        if view.following:
+            text.append("following", Style(color="green"))
+        else:
+            text.append(f"paused, {view.unseen:,} new", Style(color="yellow", bold=True))
+        if self.scrollback.pattern is not None:
+            text.append(
+                f" · filter /{sanitize(self.scrollback.pattern.pattern)}/", Style(color="cyan")
+            )
+        if self.message:
+            text.append(f" · {self.message}", Style(color="magenta"))
+        self.query_one("#status", Static).update(text)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def on_source_list_toggled(self, message: SourceList.Toggled) -> None:
+        self._toggle(message.name)
+
+    def _toggle(self, name: str, want: bool | None = None) -> None:
+        row = self.rows.get(name)
+        if row is None:
+            return
+        row.wanted = (not row.wanted) if want is None else want
+        self._schedule_sidebar(now=True)
+        if row.wanted:
+            self.run_worker(self.client.subscribe(name), group="control")
+        else:
+            self.run_worker(self.client.unsubscribe(name), group="control")
+
+    def action_toggle_nth(self, index: int) -> None:
+        rows = list(self.rows)
+        if 0 <= index < len(rows):
+            self._toggle(rows[index])
+
+    def action_toggle_all(self) -> None:
+        want = not all(row.wanted for row in self.rows.values())
+        for name in self.rows:
+            if self.rows[name].wanted != want:
+                self._toggle(name, want)
+
+    def action_toggle_follow(self) -> None:
+        view = self.log_view
+        view.following = not view.following
+        self._render_status()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_times(self) -> None:
+        self.log_view.show_times = not self.log_view.show_times
+
+    def action_wrap(self) -> None:
+        self.log_view.wrap = not self.log_view.wrap
+
+    def action_clear(self) -> None:
+        self.scrollback.clear()
+        self.log_view.invalidate()
+        self.message = "cleared"
+        self._render_status()
+
+    def action_match(self, forward: bool) -> None:
+        if not self.log_view.jump_to_match(forward):
+            self.message = "no more matches" if self.scrollback.pattern else "no filter: press /"
+        else:
+            self.message = ""
+        self._render_status()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("visible")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("visible")
+        self._apply_filter(None)
+        self.log_view.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        value = event.value
+        if not value:
+            self._apply_filter(None)
+            return
+        try:
+            # Smart case, as in less and vim: lower-case patterns ignore case.
+            flags = re.IGNORECASE if value == value.lower() else 0
+            pattern = re.compile(value, flags)
+        except re.error as exc:
+            self.message = f"bad regex: {exc}"
+            self._render_status()
+            return
+        self._apply_filter(pattern)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.input.remove_class("visible")
+        self.log_view.focus()
+
+    def on_key(self, event: object) -> None:
+        key = getattr(event, "key", "")
+        box = self.query_one("#filter", Input)
+        if key == "escape" and box.has_focus:
+            self.action_clear_filter()
+
+    def _apply_filter(self, pattern: re.Pattern[str] | None) -> None:
+        self.scrollback.set_filter(pattern)
+        self.log_view.current_match = None
+        self.log_view.invalidate()
+        self.message = ""
+        self._render_status()
+
+    def action_save(self) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        host = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host or "logtv")
+        path = self.save_dir / f"logtv-{host}-{stamp}.log"
+        count = 0
+        with open(path, "w", encoding="utf-8", errors="replace") as handle:
+            for entry in self.scrollback.iter_shown():
+                if entry.kind == LINE:
+                    handle.write(f"{entry.source} | {entry.text}\n")
+                    count += 1
+        self.message = f"saved {count:,} lines to {path}"
+        self._render_status()
+
+    def on_log_view_follow_changed(self) -> None:
+        self._render_status()
