@@ -47,6 +47,7 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     serve.add_argument("--max-line", metavar="SIZE", help="cut longer lines (64K)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--name", help="the box's name shown to viewers (default: host name)")
 
 
 def _tail_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,6 +108,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         stall_timeout=args.stall_timeout,
         max_line=max_line,
         log_level=args.log_level,
+        name=args.name,
     )
     return override(config, sources=sources).validated()
 
@@ -175,8 +177,8 @@ def _watch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     app = WatchApp(client, max_lines=args.max_lines, fps=args.fps, once=args.once)
-    code = app.run()
-    return code if isinstance(code, int) else 0
+    app.run()
+    return app.return_code or 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

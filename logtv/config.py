@@ -78,6 +78,8 @@ class ServerConfig:
     max_line: int = 64 << 10
     #: Level of the server's own log on stderr.
     log_level: str = "info"
+    #: The box's name shown to viewers; the host name when empty.
+    name: str = ""
 
     def validated(self) -> ServerConfig:
         """Check every field; raise ConfigError naming the first bad one."""
@@ -161,6 +163,7 @@ _CONFIG_KEYS = {
     "stall-timeout": (int, float),
     "max-line": (str, int),
     "log-level": str,
+    "name": str,
 }
 
 

@@ -231,7 +231,9 @@ class WatchApp(App[int]):
 
     def _on_disconnected(self, event: Disconnected) -> None:
         if self.once and not event.ever_connected:
-            self.exit(1, message=f"logtv: cannot connect to {self.client.url}: {event.error}")
+            self.exit(
+                return_code=1, message=f"logtv: cannot connect to {self.client.url}: {event.error}"
+            )
             return
         for row in self.rows.values():
             row.acked = False

@@ -102,7 +102,7 @@ class LogServer:
             backlog=config.backlog,
             client_buffer=config.client_buffer,
             stall_timeout=config.stall_timeout,
-            host=socket.gethostname(),
+            host=config.name or socket.gethostname(),
             epoch=self.epoch,
         )
         tailer = Tailer(dict(config.sources), on_updates=hub.publish, max_line=config.max_line)
