@@ -70,6 +70,14 @@ def _watch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     watch.add_argument("--once", action="store_true", help="exit 1 if the first connect fails")
 
 
+def _demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser("demo", help="a live demo on synthetic logs (no root needed)")
+    demo.add_argument("--serve-only", action="store_true", help="serve, print the address")
+    demo.add_argument("--rate", type=float, default=1.0, help="line rate multiplier (1.0)")
+    demo.add_argument("--seed", type=int, help="repeatable content")
+    demo.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="logtv", description="Follow a box's logs live, in the terminal."
@@ -79,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(commands)
     _tail_parser(commands)
     _watch_parser(commands)
+    _demo_parser(commands)
     return parser
 
 
@@ -181,6 +190,18 @@ def _watch(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from logtv.demo import run_demo
+
+    if not 0.01 <= args.rate <= 1000:
+        raise CommandError("--rate must be from 0.01 to 1000")
+    if args.serve_only:
+        setup_logging("info")
+    return asyncio.run(
+        run_demo(seed=args.seed, rate=args.rate, serve_only=args.serve_only, port=args.port)
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -192,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_tail(args))
         if args.command == "watch":
             return _watch(args)
+        if args.command == "demo":
+            return _demo(args)
     except (ConfigError, CommandError) as exc:
         print(f"logtv: error: {exc}", file=sys.stderr)
         return 2

@@ -402,6 +402,12 @@ class Hub:
         self._receivers = None
         client.push_control(encode({"type": "unsubscribed", "log_source": request.log_source}), now)
 
+    def seed(self, updates: list[SourceUpdate]) -> None:
+        """Fill the ring buffers with the files' last lines at start (not counted as new)."""
+        self.publish(updates)
+        for source in self.sources.values():
+            source.lines_this_tick = 0
+
     # -- what the files say -----------------------------------------------------------------------
 
     def publish(self, updates: list[SourceUpdate]) -> None:

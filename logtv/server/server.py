@@ -119,7 +119,7 @@ class LogServer:
             create_connection=LogConnection,
             logger=logging.getLogger("logtv.websockets"),
         )
-        hub.publish(tailer.open(config.backlog))
+        hub.seed(tailer.open(config.backlog))
         tailer.start(asyncio.get_running_loop())
         self._ticker = asyncio.create_task(self._tick_forever(hub))
         log.info("following %d sources: %s", len(config.sources), ", ".join(config.sources))
