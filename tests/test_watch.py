@@ -256,12 +256,16 @@ async def test_help_screen_and_save(tmp_path, start_server):
         await until(pilot, lambda: len(app.scrollback) == 2)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        write_lines(auth, ["while the help is open"])  # the pane keeps updating underneath
+        await until(pilot, lambda: len(app.scrollback) == 3)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("s")
         saved = list(tmp_path.glob("logtv-*.log"))
         assert len(saved) == 1 and saved[0].name in app.message
-        assert saved[0].read_text() == "auth | to keep\nauth | \x1bto keep exactly\n"
+        assert saved[0].read_text() == (
+            "auth | to keep\nauth | \x1bto keep exactly\nauth | while the help is open\n"
+        )
 
 
 async def test_once_exits_1_when_nothing_listens():

@@ -137,24 +137,23 @@ class WatchApp(App[int]):
     # -- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static(id="header")
+        # Kept as attributes, not queried: a query looks in the active screen, and lines keep
+        # arriving while the help screen is on top.
+        self.header_line = Static(id="header")
+        self.source_list = SourceList(id="sources")
+        self.log_view = LogView(self.scrollback, id="log")
+        self.filter_box = Input(placeholder="a regular expression (Esc clears)", id="filter")
+        self.status_line = Static(id="status")
+        yield self.header_line
         with Horizontal(id="main"):
-            yield SourceList(id="sources")
-            yield LogView(self.scrollback, id="log")
-        yield Input(placeholder="filter: a regular expression (Esc clears)", id="filter")
-        yield Static(id="status")
+            yield self.source_list
+            yield self.log_view
+        yield self.filter_box
+        yield self.status_line
         yield Footer()
 
-    @property
-    def log_view(self) -> LogView:
-        return self.query_one(LogView)
-
-    @property
-    def source_list(self) -> SourceList:
-        return self.query_one(SourceList)
-
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).cursor_blink = False
+        self.filter_box.cursor_blink = False
         self.log_view.focus()
         self._render_header()
         self._render_status()
@@ -260,11 +259,11 @@ class WatchApp(App[int]):
         self._flush_scheduled = True
         delay = self._last_flush + self.frame_interval - time.monotonic()
         if delay > 0.001:
-            self.set_timer(delay, self._flush)
+            self.set_timer(delay, self._flush_pending)
         else:
-            self.call_later(self._flush)  # quiet until now: show it on the next frame
+            self.call_later(self._flush_pending)  # quiet until now: show it on the next frame
 
-    def _flush(self) -> None:
+    def _flush_pending(self) -> None:
         self._flush_scheduled = False
         self._last_flush = time.monotonic()
         if not self.pending:
@@ -298,7 +297,7 @@ class WatchApp(App[int]):
         live = self.connection_state == "live"
         text.append("  ● " if live else "  ○ ", Style(color="green" if live else "yellow"))
         text.append(sanitize(self.connection_state), Style(dim=not live))
-        self.query_one("#header", Static).update(text)
+        self.header_line.update(text)
 
     def _render_status(self, throttle: bool = False) -> None:
         """The status line; while lines flow it is repainted at most once a second."""
@@ -334,7 +333,7 @@ class WatchApp(App[int]):
             )
         if self.message:
             text.append(f" · {self.message}", Style(color="magenta"))
-        self.query_one("#status", Static).update(text)
+        self.status_line.update(text)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -391,12 +390,12 @@ class WatchApp(App[int]):
         self._render_status()
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         box.add_class("visible")
         box.focus()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         box.value = ""
         box.remove_class("visible")
         self._apply_filter(None)
@@ -423,7 +422,7 @@ class WatchApp(App[int]):
 
     def on_key(self, event: object) -> None:
         key = getattr(event, "key", "")
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         if key == "escape" and box.has_focus:
             self.action_clear_filter()
 

@@ -90,6 +90,8 @@ class Follower:
         self._partial = b""
         self._partial_cut = 0
         self._partial_since = 0.0
+        #: When the path was first seen missing while the old file was still open.
+        self._gone_since: float | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -203,15 +205,25 @@ class Follower:
         self._fingerprint = head
 
     def _check_replaced(self, result: Poll, now: float) -> None:
-        """Rotation by rename or delete: the path now names another file, or none."""
+        """Rotation by rename or delete: the path now names another file, or none.
+
+        A path that is missing for less than ``flush_after`` is not yet "vanished": logrotate's
+        ``create`` renames first and creates the new file a moment later, and that is a rotation.
+        Meanwhile the old file stays open and is still read.
+        """
         try:
             info = os.stat(self.path)
         except FileNotFoundError:
-            self._lose(MISSING, "no such file", result, now)
-            result.note("vanished", self.state)
+            if self._gone_since is None:
+                self._gone_since = now
+            elif now - self._gone_since >= self.flush_after:
+                self._gone_since = None
+                self._lose(MISSING, "no such file", result, now)
+                result.note("vanished", self.state)
             return
         except OSError:
             return  # a transient error on the path; the open file is still good
+        self._gone_since = None
         if (info.st_dev, info.st_ino) == self._identity:
             return
         # The old file was read to its end above; switch to the new one from byte 0.

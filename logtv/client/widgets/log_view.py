@@ -262,10 +262,13 @@ class LogView(ScrollView, can_focus=True):
             strips = self._entry_strips(index)
             sub = row - self._row_starts[index]
             strip = strips[sub] if sub < len(strips) else Strip.blank(width, base)
-            return strip.crop_extend(0, width, base)
+            return strip.crop_extend(0, width, base).apply_style(base)
         if not 0 <= row < self.scrollback.shown_count:
             return Strip.blank(width, base)
-        return self._entry_strips(row)[0].crop_extend(scroll_x, scroll_x + width, base)
+        # The pane's own colours under the line's: unstyled cells must not fall back to the
+        # terminal's default background.
+        strip = self._entry_strips(row)[0].crop_extend(scroll_x, scroll_x + width, base)
+        return strip.apply_style(base)
 
     def _entry_strips(self, index: int) -> list[Strip]:
         entry = self.scrollback.shown(index)
