@@ -1,0 +1,261 @@
+"""The bench's output: one side-by-side table (scenario | metric | logtv | peer | ratio | ceiling)
+and the notes needed to read it, or the same results as JSON.
+
+Formatting lives here alone so the runner only gathers numbers. Every cell is made from the
+results dict the runner also writes as JSON, so the table and the JSON cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Shorter deliveries than this (s) are too short for a CPU percentage (ticks are 10 ms).
+MIN_SPAN = 0.5
+
+__all__ = ["Row", "notes", "peer_name", "render", "rows", "to_json"]
+
+
+@dataclass
+class Row:
+    """One line of the table; ``values`` has one cell per column (target) name."""
+
+    scenario: str
+    metric: str
+    values: dict[str, str] = field(default_factory=dict)
+    ratio: str = ""
+    ceiling: str = ""
+
+
+def lines_per_second(figures: dict[str, Any] | None) -> str:
+    if not figures or "lines_per_second" not in figures:
+        return "-"
+    return f"{figures['lines_per_second']:,.0f}"
+
+
+def integrity(figures: dict[str, Any] | None) -> str:
+    """``lost/duplicated/reordered``, and the lines the server said it dropped, if any."""
+    if not figures or "lost" not in figures:
+        return "-"
+    lost = figures["lost"] - figures.get("announced_drops", 0)
+    text = f"{lost:,}/{figures['duplicated']:,}/{figures['reordered']:,}"
+    if figures.get("announced_drops"):
+        text += f" +{figures['announced_drops']:,} gap"
+    return text
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    if not ours or not theirs:
+        return ""
+    return f"{ours / theirs:.2f}x"
+
+
+def render(results: dict[str, Any]) -> str:
+    """The results as the table, then the notes."""
+    columns, table = rows(results)
+    return _text(columns, table, notes(results))
+
+
+def peer_name(command: str) -> str:
+    """A column name for a ``--vs`` command: its program, or the module after ``-m``."""
+    words = shlex.split(command)
+    if "-m" in words[:-1]:
+        return words[words.index("-m") + 1].rsplit(".", 1)[-1]
+    return Path(words[0]).name
+
+
+def _text(columns: Sequence[str], rows: Iterable[Row], notes: Iterable[str]) -> str:
+    """The table as aligned text, ``|``-separated, then the notes."""
+    header = ["scenario", "metric", *columns]
+    if len(columns) > 1:
+        header.append("ratio")
+    header.append("ceiling")
+    table = [header]
+    previous = None
+    for row in rows:
+        scenario = row.scenario if row.scenario != previous else ""
+        previous = row.scenario
+        cells = [scenario, row.metric, *(row.values.get(name, "-") for name in columns)]
+        if len(columns) > 1:
+            cells.append(row.ratio)
+        cells.append(row.ceiling)
+        table.append(cells)
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    numeric = range(2, len(header))
+    out = []
+    for index, cells in enumerate(table):
+        out.append(
+            " | ".join(
+                cell.rjust(widths[i]) if i in numeric and index else cell.ljust(widths[i])
+                for i, cell in enumerate(cells)
+            ).rstrip()
+        )
+        if index == 0:
+            out.append("-+-".join("-" * width for width in widths))
+    return "\n".join(out) + "\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+
+
+def _find(results: dict[str, Any], **keys: Any) -> dict[str, Any] | None:
+    for run_ in results.get("runs", []):
+        if all(run_.get(key) == value for key, value in keys.items()):
+            return run_
+    return None
+
+
+def _number(figures: dict[str, Any] | None, key: str) -> float | None:
+    """``figures[key]``, where ``a.b`` means ``figures[a][b]``; None if missing."""
+    value: Any = figures
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if isinstance(value, int | float) else None
+
+
+def _cpu(figures: dict[str, Any] | None) -> str:
+    if _number(figures, "server_cpu_percent") is None:
+        return "-"
+    assert figures is not None
+    text = f"{figures['server_cpu_percent']:.0f}% {figures['server_rss_bytes'] / 2**20:.0f} MB"
+    if figures.get("server_processes", 1) > 1:
+        text += f" ({figures['server_processes']} procs)"
+    return text
+
+
+def _clients_cpu(figures: dict[str, Any] | None) -> str:
+    """The clients' CPU per line delivered, and as % of one core if the run was long enough."""
+    cpu, received = _number(figures, "cpu_seconds"), _number(figures, "received")
+    if cpu is None or not received:
+        return "-"
+    text = f"{cpu / received * 1e6:.2f} µs/line"
+    percent = _number(figures, "client_cpu_percent")
+    span = _number(figures, "delivery_seconds") or 0
+    if percent is not None and span >= MIN_SPAN:
+        text = f"{percent:.0f}%, " + text
+    return text
+
+
+def _ms(key: str) -> Cell:
+    def cell(figures: dict[str, Any] | None) -> str:
+        value = _number(figures, f"latency.{key}")
+        return "-" if value is None else f"{value:.1f}"
+
+    return cell
+
+
+Cell = Callable[[dict[str, Any] | None], str]
+#: (metric, how to show it, the number a ratio is taken of, or "")
+Metric = tuple[str, Cell, str]
+THROUGHPUT: list[Metric] = [
+    ("lines/s", lines_per_second, "lines_per_second"),
+    ("lost/dup/reord", integrity, ""),
+    ("server CPU, RSS", _cpu, ""),
+    ("clients CPU", _clients_cpu, ""),
+]
+LATENCY: list[Metric] = [
+    ("p50 ms", _ms("p50_ms"), "latency.p50_ms"),
+    ("p99 ms", _ms("p99_ms"), "latency.p99_ms"),
+    ("max ms", _ms("max_ms"), "latency.max_ms"),
+    ("lost/dup/reord", integrity, ""),
+    ("server CPU, RSS", _cpu, ""),
+]
+IDLE: list[Metric] = [("server CPU, RSS", _cpu, "")]
+
+
+def _block(
+    scenario: str,
+    metrics: list[Metric],
+    ours: dict[str, Any] | None,
+    peer: tuple[str, dict[str, Any] | None] | None,
+    ceiling: dict[str, Any] | None = None,
+) -> list[Row]:
+    """One scenario's rows: each metric for logtv, the peer and the ceiling, and the ratio."""
+    block = []
+    for metric, cell, key in metrics:
+        cells = {"logtv": cell(ours)}
+        speed = ""
+        if peer is not None:
+            cells[peer[0]] = cell(peer[1])
+            speed = ratio(_number(ours, key), _number(peer[1], key)) if key else ""
+        block.append(Row(scenario, metric, cells, speed, cell(ceiling) if ceiling else ""))
+    return block
+
+
+def rows(results: dict[str, Any]) -> tuple[list[str], list[Row]]:
+    """The table's columns (logtv, then the peer) and its rows, from the results."""
+    options = results["options"]
+    name = peer_name(options["vs"]) if options.get("vs") else None
+    columns = ["logtv"] + ([name] if name else [])
+    biggest = max(options["clients"])
+
+    def peer(**keys: Any) -> tuple[str, dict[str, Any] | None] | None:
+        return (name, _find(results, target=name, **keys)) if name else None
+
+    writer, tail = results.get("writer", {}), results.get("tail", {})
+    blank = {name: ""} if name else {}
+    table = [
+        Row(
+            "writer alone, flat out", "lines/s", {"logtv": f"{writer.get('rate', 0):,.0f}"} | blank
+        ),
+        Row("tail -F alone", "lines/s", {"logtv": lines_per_second(tail)} | blank),
+        Row("tail -F alone", "lost/dup/reord", {"logtv": integrity(tail)} | blank),
+    ]
+    for clients in options["clients"]:
+        theirs = peer(scenario="throughput", clients=clients)
+        for mode, label in (("batch", "batched"), ("line", "per-line")):
+            scenario = f"throughput, {clients} client{'s' * (clients > 1)}, {label}"
+            ours = _find(results, scenario="throughput", target="logtv", clients=clients, mode=mode)
+            ceiling = _find(results, scenario="ceiling", clients=clients, mode=mode)
+            table += _block(scenario, THROUGHPUT, ours, theirs, ceiling)
+    if name:
+        ceiling = _find(results, scenario="ceiling", mode="plain")
+        scenario = f"ceiling, {biggest} clients, plain frames (as {name} sends)"
+        table += _block(scenario, THROUGHPUT[:1] + THROUGHPUT[3:], None, None, ceiling)
+    for mode in ("batch", "line"):
+        ours = _find(results, scenario="latency", target="logtv", mode=mode)
+        if ours is not None:
+            scenario = f"latency at {options['rate']:g} lines/s, {biggest} clients, {mode}"
+            table += _block(scenario, LATENCY, ours, peer(scenario="latency"))
+    scenario = f"idle, {biggest} clients connected, {options['duration']:g} s"
+    ours = _find(results, scenario="idle", target="logtv")
+    table += _block(scenario, IDLE, ours, peer(scenario="idle"))
+    return columns, table
+
+
+def notes(results: dict[str, Any]) -> list[str]:
+    """How to read the table, with this run's machine facts."""
+    machine = results["machine"]
+    options = results["options"]
+    found = [
+        f"machine: {machine['cores']} cores, Python {machine['python']}; writer, server and "
+        f"{options['processes']} client processes share them; {options['lines']:,} lines "
+        "per throughput run, ~115-byte lines, one write(2) each",
+        "lines/s = lines delivered to all clients / (last delivery - first delivery); "
+        "ratio = logtv / peer (higher is better for lines/s, lower for latency)",
+        "lost/dup/reord: lines a client never got without being told / got twice / got late; "
+        "'+N gap' = lines logtv dropped for a slow client and announced in a gap frame "
+        "(its queue is bounded by --client-buffer, 16 MiB by default)",
+        "server CPU = utime+stime of the server and its children (/proc/PID/stat) over the "
+        "run, % of one core; RSS = VmRSS at the end, summed over its processes",
+        "ceiling = the same clients against the in-bench blaster, which does no work: the "
+        "most the bench can measure here; 'clients CPU' = all client processes' CPU over the "
+        "delivery time, in % of one core, and per line delivered",
+    ]
+    if machine["busy_cores_before"] > 0.2:
+        found.append(
+            f"WARNING: {machine['busy_cores_before']:.1f} cores were already busy before the "
+            "bench started (other processes): figures are lower than on an idle machine"
+        )
+    for run_ in results["runs"]:
+        if run_.get("errors"):
+            found.append(
+                f"{run_['scenario']} {run_['clients']} {run_['mode']} {run_['target']}: "
+                + "; ".join(map(str, run_["errors"]))
+            )
+    return found
+
+
+def to_json(results: dict[str, Any]) -> str:
+    return json.dumps(results, indent=2, sort_keys=True, default=str)

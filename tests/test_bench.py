@@ -1,0 +1,137 @@
+"""`logtv bench` as a user runs it, and the rules its figures rest on; no timing is asserted.
+
+The end-to-end test runs ``logtv bench --quick`` as a real subprocess against logtv and the
+in-bench peer (:mod:`logtv.bench.peer`, so websocketd is not needed), and checks that it
+finishes, prints every scenario's rows, and counts no lost, duplicated or reordered line for
+logtv. Speeds vary with the machine and its load, so they are printed, never compared.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from logtv.bench.lines import LATENCY_RE, SEQ_RE, WARMUP, line, warmup_line
+from logtv.bench.report import integrity, peer_name
+from logtv.bench.tracker import Tracker
+
+PEER = f"{sys.executable} -m logtv.bench.peer --port {{port}} --file {{file}}"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """One `logtv bench --quick --vs PEER --json FILE` run, shared by the tests that read it."""
+    json_path = tmp_path_factory.mktemp("bench") / "results.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "logtv", "bench", "--quick", "--vs", PEER, "--json", str(json_path)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, json.loads(json_path.read_text())
+
+
+def _table_cells(stdout: str, scenario: str, metric: str) -> list[str]:
+    """The cells of the row ``metric`` in the block that starts with ``scenario``."""
+    current = None
+    for row in stdout.splitlines():
+        cells = [cell.strip() for cell in row.split("|")]
+        if len(cells) < 3:
+            continue
+        current = cells[0] or current
+        if current == scenario and cells[1] == metric:
+            return cells
+    raise AssertionError(f"no row {scenario!r} / {metric!r} in:\n{stdout}")
+
+
+def test_quick_bench_prints_every_scenario(quick_run: tuple[str, dict]) -> None:
+    """The table has a header with both columns and rows for every scenario of a quick run."""
+    stdout, _ = quick_run
+    header = stdout.splitlines()[0]
+    assert re.match(r"scenario\s+\| metric\s+\| logtv\s+\| peer\s+\| ratio\s+\| ceiling", header)
+    for scenario, metric in [
+        ("writer alone, flat out", "lines/s"),
+        ("tail -F alone", "lines/s"),
+        ("throughput, 1 client, batched", "lines/s"),
+        ("throughput, 1 client, per-line", "lost/dup/reord"),
+        ("throughput, 10 clients, batched", "server CPU, RSS"),
+        ("throughput, 10 clients, per-line", "clients CPU"),
+        ("latency at 500 lines/s, 10 clients, batch", "p99 ms"),
+        ("idle, 10 clients connected, 1.5 s", "server CPU, RSS"),
+    ]:
+        cells = _table_cells(stdout, scenario, metric)
+        assert cells[2] not in ("", "-"), (scenario, metric, cells)
+    assert re.search(
+        r"\d+\.\d\dx", _table_cells(stdout, "throughput, 1 client, batched", "lines/s")[4]
+    )
+
+
+def test_quick_bench_logtv_delivers_every_line_in_order(quick_run: tuple[str, dict]) -> None:
+    """Every logtv run reached every client with every line once, in order, and without a gap."""
+    stdout, results = quick_run
+    logtv_runs = [run for run in results["runs"] if run["target"] == "logtv"]
+    assert {run["scenario"] for run in logtv_runs} == {"throughput", "latency", "idle"}
+    for run in logtv_runs:
+        assert run["errors"] == [], run
+        assert (run["lost"], run["duplicated"], run["reordered"]) == (0, 0, 0), run
+        assert run["announced_drops"] == 0, run
+        if run["scenario"] != "idle":
+            assert run["received"] == run["expected"] > 0, run
+            assert run["complete"] == run["clients"], run
+    for clients in (1, 10):
+        for mode in ("batched", "per-line"):
+            scenario = f"throughput, {clients} client{'s' * (clients > 1)}, {mode}"
+            assert _table_cells(stdout, scenario, "lost/dup/reord")[2] == "0/0/0"
+
+
+def test_quick_bench_peer_and_ceiling_ran(quick_run: tuple[str, dict]) -> None:
+    """The peer and the blaster ceiling ran through the same workload and lost nothing."""
+    _, results = quick_run
+    for run in results["runs"]:
+        if run["target"] in ("peer", "ceiling") and run["scenario"] != "idle":
+            assert run["errors"] == [], run
+            assert run["received"] == run["expected"], run
+    assert results["tail"]["received"] == results["tail"]["expected"] == 2000
+    assert results["writer"]["lines"] == 2000
+
+
+def test_tracker_counts_lost_duplicated_reordered() -> None:
+    """Holes are lost until filled late (reordered); a repeat is duplicated."""
+    tracker = Tracker(6)
+    tracker.add([1, 2], 10)
+    assert (tracker.received, tracker.lost, tracker.done) == (2, 4, False)
+    tracker.add([4, 3, 3, 6], 20)
+    assert (tracker.received, tracker.lost) == (5, 1)
+    assert (tracker.reordered, tracker.duplicated) == (1, 1)
+    assert tracker.done and tracker.first_ns == 10 and tracker.last_ns == 20
+
+
+def test_tracker_latency_is_receive_minus_send() -> None:
+    """Latency samples are the read time minus each line's stamp, in microseconds."""
+    tracker = Tracker(2, collect_latency=True)
+    tracker.add([1, 2], 5_000_000, [1000, 4000])
+    assert list(tracker.latencies_us) == [4000, 1000]
+
+
+def test_lines_carry_seq_and_stamp_warmups_do_not_count() -> None:
+    """A bench line yields its seq and stamp to the patterns; a warm-up line yields nothing."""
+    text = line(42, 123456789)
+    assert text.endswith(b" #42 @123456789\n") and 90 < len(text) < 130
+    assert SEQ_RE.findall(text) == [b"42"]
+    assert LATENCY_RE.findall(text) == [(b"42", b"123456789")]
+    warm = warmup_line()
+    assert WARMUP in warm and not SEQ_RE.findall(warm)
+
+
+def test_report_cells() -> None:
+    """Peers are named by program or module; a gap the server announced is not counted as lost."""
+    assert peer_name("websocketd --port {port} tail -n0 -F {file}") == "websocketd"
+    assert peer_name(PEER) == "peer"
+    figures = {"lost": 5, "duplicated": 0, "reordered": 1, "announced_drops": 3}
+    assert integrity(figures) == "2/0/1 +3 gap"
