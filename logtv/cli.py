@@ -78,6 +78,33 @@ def _demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     demo.add_argument("--port", type=int, default=0, help="port (default: a free one)")
 
 
+def _client_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected counts like 1,10,100, not {text!r}")
+    return counts
+
+
+def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = commands.add_parser("bench", help="measure a real `logtv serve` against baselines")
+    bench.add_argument("--clients", type=_client_counts, metavar="N,N", help="client counts (1,10,100)")
+    bench.add_argument("--lines", type=int, metavar="N", help="lines per throughput run (200000)")
+    bench.add_argument("--rate", type=float, metavar="R", help="lines/s of the latency run (1000)")
+    bench.add_argument("--duration", type=float, metavar="S", help="latency and idle runs (10)")
+    bench.add_argument("--quick", action="store_true", help="small numbers, for the tests")
+    bench.add_argument(
+        "--vs",
+        metavar="COMMAND",
+        help="a peer server to run too; {port} and {file} are filled in, e.g. "
+        "'websocketd --address 127.0.0.1 --port {port} tail -n0 -F {file}'",
+    )
+    bench.add_argument("--processes", type=int, metavar="N", help="client processes (2)")
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': only)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="logtv", description="Follow a box's logs live, in the terminal."
@@ -88,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tail_parser(commands)
     _watch_parser(commands)
     _demo_parser(commands)
+    _bench_parser(commands)
     return parser
 
 
@@ -215,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _watch(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "bench":
+            from logtv.bench.runner import main as bench
+
+            return bench(args)
     except (ConfigError, CommandError) as exc:
         print(f"logtv: error: {exc}", file=sys.stderr)
         return 2
