@@ -90,7 +90,7 @@ def _client_counts(text: str) -> list[int]:
 
 def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser("bench", help="measure a real `logtv serve` against baselines")
-    bench.add_argument("--clients", type=_client_counts, metavar="N,N", help="client counts (1,10,100)")
+    bench.add_argument("--clients", type=_client_counts, metavar="N,N", help="counts (1,10,100)")
     bench.add_argument("--lines", type=int, metavar="N", help="lines per throughput run (200000)")
     bench.add_argument("--rate", type=float, metavar="R", help="lines/s of the latency run (1000)")
     bench.add_argument("--duration", type=float, metavar="S", help="latency and idle runs (10)")
