@@ -112,6 +112,16 @@ def test_tracker_counts_lost_duplicated_reordered() -> None:
     assert tracker.done and tracker.first_ns == 10 and tracker.last_ns == 20
 
 
+def test_tracker_fills_a_dropped_range_from_the_middle() -> None:
+    """A late line inside a dropped run splits the hole; the ends stay lost."""
+    tracker = Tracker(10)
+    tracker.add([1, 9, 10], 1)
+    assert (tracker.lost, tracker.holes) == (7, [[2, 9]])
+    tracker.add([5, 2, 8, 5], 2)
+    assert (tracker.lost, tracker.reordered, tracker.duplicated) == (4, 3, 1)
+    assert tracker.holes == [[3, 5], [6, 8]]
+
+
 def test_tracker_latency_is_receive_minus_send() -> None:
     """Latency samples are the read time minus each line's stamp, in microseconds."""
     tracker = Tracker(2, collect_latency=True)

@@ -28,6 +28,8 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 BATCH_LINES = 1000
 SEND_CHUNK = 1 << 20
 WARMUP_SECONDS = 0.05
+#: However it is left running, it ends by itself after this long (s).
+LIFETIME = 900.0
 
 
 def _frame(payload: bytes) -> bytes:
@@ -118,9 +120,13 @@ async def _serve(mode: str, count: int) -> None:
     port = server.sockets[0].getsockname()[1]
     print(json.dumps({"event": "listening", "url": f"ws://127.0.0.1:{port}/"}), flush=True)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, sys.stdin.readline)
-    blaster.go.set()
-    await loop.run_in_executor(None, sys.stdin.readline)  # runs until stdin ends or is killed
+    try:
+        await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), LIFETIME)
+        blaster.go.set()
+        # Until stdin ends (the runner ends it, or it is killed), and never past LIFETIME.
+        await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), LIFETIME)
+    except TimeoutError:
+        pass
     server.close()
 
 

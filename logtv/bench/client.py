@@ -228,8 +228,14 @@ def _summary(subscribers: list[Subscriber], latency_file: str | None) -> dict[st
         "announced_drops": sum(s.announced_drops for s in subscribers),
         "first_ns": min(firsts) if firsts else 0,
         "last_ns": max(t.last_ns for t in trackers),
+        "longest_silence_ns": max(t.longest_silence_ns for t in trackers),
         "bytes": sum(s.ws.bytes_received for s in subscribers if s.ws is not None),
         "closed_by_server": closes[:MAX_ERRORS],
+        "incomplete": [
+            {"next_seq": t.next_seq, "received": t.received, "silence_ns": t.longest_silence_ns}
+            for t in trackers
+            if not t.done
+        ][:MAX_ERRORS],
         "errors": [error for s in subscribers for error in s.errors][:MAX_ERRORS],
     }
 

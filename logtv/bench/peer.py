@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -21,9 +21,11 @@ from websockets.exceptions import ConnectionClosed
 __all__ = ["main", "serve_lines"]
 
 POLL_SECONDS = 0.01
+#: However it is left running, it ends by itself after this long (s).
+LIFETIME = 900.0
 
 
-def _handler(path: str) -> object:
+def _handler(path: str) -> Callable[[ServerConnection], Awaitable[None]]:
     async def follow(connection: ServerConnection) -> None:
         with open(path, "rb") as handle:
             handle.seek(0, 2)
@@ -44,9 +46,9 @@ def _handler(path: str) -> object:
 
 
 async def serve_lines(port: int, path: str) -> None:
-    """Serve ``path``'s new lines on 127.0.0.1:``port`` until cancelled."""
-    async with serve(_handler(path), "127.0.0.1", port, compression=None):  # type: ignore[arg-type]
-        await asyncio.Future()
+    """Serve ``path``'s new lines on 127.0.0.1:``port`` for at most LIFETIME seconds."""
+    async with serve(_handler(path), "127.0.0.1", port, compression=None):
+        await asyncio.sleep(LIFETIME)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

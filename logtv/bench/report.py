@@ -137,6 +137,11 @@ def _clients_cpu(figures: dict[str, Any] | None) -> str:
     return text
 
 
+def _seconds(figures: dict[str, Any] | None, key: str) -> str:
+    value = _number(figures, key)
+    return "-" if value is None else f"{value / 1e9:.2f}"
+
+
 def _ms(key: str) -> Cell:
     def cell(figures: dict[str, Any] | None) -> str:
         value = _number(figures, f"latency.{key}")
@@ -152,6 +157,7 @@ THROUGHPUT: list[Metric] = [
     ("lines/s", lines_per_second, "lines_per_second"),
     ("lost/dup/reord", integrity, ""),
     ("server CPU, RSS", _cpu, ""),
+    ("longest silence s", lambda f: _seconds(f, "longest_silence_ns"), "longest_silence_ns"),
     ("clients CPU", _clients_cpu, ""),
 ]
 LATENCY: list[Metric] = [
@@ -212,7 +218,8 @@ def rows(results: dict[str, Any]) -> tuple[list[str], list[Row]]:
     if name:
         ceiling = _find(results, scenario="ceiling", mode="plain")
         scenario = f"ceiling, {biggest} clients, plain frames (as {name} sends)"
-        table += _block(scenario, THROUGHPUT[:1] + THROUGHPUT[3:], None, None, ceiling)
+        metrics = [THROUGHPUT[0], THROUGHPUT[-1]]
+        table += _block(scenario, metrics, None, None, ceiling)
     for mode in ("batch", "line"):
         ours = _find(results, scenario="latency", target="logtv", mode=mode)
         if ours is not None:
@@ -241,14 +248,21 @@ def notes(results: dict[str, Any]) -> list[str]:
         "run, % of one core; RSS = VmRSS at the end, summed over its processes",
         "ceiling = the same clients against the in-bench blaster, which does no work: the "
         "most the bench can measure here; 'clients CPU' = all client processes' CPU over the "
-        "delivery time, in % of one core, and per line delivered",
+        "delivery time, in % of one core, and per line delivered; 'longest silence' = the "
+        "longest any one client waited between two reads while lines were flowing",
     ]
     if machine["busy_cores_before"] > 0.2:
         found.append(
             f"WARNING: {machine['busy_cores_before']:.1f} cores were already busy before the "
             "bench started (other processes): figures are lower than on an idle machine"
         )
-    for run_ in results["runs"]:
+    for run_ in results.get("runs", []):
+        if run_.get("complete", run_["clients"]) < run_["clients"] and run_["scenario"] != "idle":
+            found.append(
+                f"{run_['scenario']} {run_['clients']} {run_['mode']} {run_['target']}: "
+                f"{run_['clients'] - run_['complete']} clients gave up before the last line "
+                "(30 s without a line); what they had not received counts as lost"
+            )
         if run_.get("errors"):
             found.append(
                 f"{run_['scenario']} {run_['clients']} {run_['mode']} {run_['target']}: "

@@ -51,8 +51,9 @@ class Load:
     processes: int = 2
     #: Longest the run may take once the writing starts.
     deadline: float = 120.0
-    #: Clients give up after this long without a line (once lines have flowed).
-    quiet: float = 5.0
+    #: Clients give up after this long without a line (once lines have flowed): long, since an
+    #: overloaded server may leave some clients waiting for seconds (see longest_silence_ns).
+    quiet: float = 30.0
 
 
 def _spawn_clients(url: str, load: Load, workdir: Path) -> list[tuple[Child, Path | None]]:
@@ -103,6 +104,9 @@ def _warm_up(workers: list[Child], file: Path | None, errors: list[str]) -> None
         for worker in list(waiting):
             if worker.read_event("ready", WARMUP_INTERVAL / len(waiting)) is not None:
                 waiting.remove(worker)
+            elif not worker.alive():
+                waiting.remove(worker)
+                errors.append("a client process ended before it was ready")
     if waiting:
         errors.append(f"{len(waiting)} client processes not ready after {READY_TIMEOUT:g} s")
 
@@ -124,7 +128,9 @@ def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     firsts = [result["first_ns"] for result in results if result["first_ns"]]
     merged["first_ns"] = min(firsts) if firsts else 0
     merged["last_ns"] = max((result["last_ns"] for result in results), default=0)
+    merged["longest_silence_ns"] = max((r["longest_silence_ns"] for r in results), default=0)
     merged["errors"] = [e for result in results for e in result["errors"]][:5]
+    merged["incomplete"] = [i for result in results for i in result.get("incomplete", [])][:5]
     merged["closed_by_server"] = [c for result in results for c in result["closed_by_server"]][:5]
     return merged
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 import shlex
 import socket
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,10 +59,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait(target: Target, ready: object, what: str) -> None:
+def _wait(target: Target, ready: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        if callable(ready) and ready():
+        if ready():
             return
         if not target.child.alive():
             break
@@ -113,8 +115,6 @@ def start_peer(name: str, template: str, file: Path, workdir: Path) -> Target:
 
 def start_blaster(mode: str, count: int) -> Target:
     """The in-bench ceiling server (see :mod:`logtv.bench.blaster`); ``go`` on stdin starts it."""
-    import subprocess
-
     child = Child(
         [sys.executable, "-m", "logtv.bench.blaster", "--mode", mode, "--count", str(count)],
         stdin=subprocess.PIPE,

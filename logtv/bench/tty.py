@@ -260,8 +260,12 @@ def run(rates: Sequence[float], seconds: float, fps: float | None) -> list[TtyRe
                     tail = shutil.which("tail") or "tail"
                     results.append(
                         measure_viewer(
-                            viewer, [tail, "-n0", "-f", str(log)], log, rate=rate,
-                            seconds=seconds, env=env,
+                            viewer,
+                            [tail, "-n0", "-f", str(log)],
+                            log,
+                            rate=rate,
+                            seconds=seconds,
+                            env=env,
                         )
                     )
                     continue
