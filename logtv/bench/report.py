@@ -137,6 +137,14 @@ def _clients_cpu(figures: dict[str, Any] | None) -> str:
     return text
 
 
+def _keeping_up(figures: dict[str, Any] | None) -> str:
+    """Lines/s each client got, beside the writer's own rate in the same run."""
+    delivered, writer = _number(figures, "lines_per_second"), _number(figures, "writer.rate")
+    if delivered is None or writer is None or not figures:
+        return "-"
+    return f"{delivered / figures['clients']:,.0f} / {writer:,.0f}"
+
+
 def _seconds(figures: dict[str, Any] | None, key: str) -> str:
     value = _number(figures, key)
     return "-" if value is None else f"{value / 1e9:.2f}"
@@ -155,6 +163,7 @@ Cell = Callable[[dict[str, Any] | None], str]
 Metric = tuple[str, Cell, str]
 THROUGHPUT: list[Metric] = [
     ("lines/s", lines_per_second, "lines_per_second"),
+    ("per client / writer", _keeping_up, ""),
     ("lost/dup/reord", integrity, ""),
     ("server CPU, RSS", _cpu, ""),
     ("longest silence s", lambda f: _seconds(f, "longest_silence_ns"), "longest_silence_ns"),
@@ -240,7 +249,9 @@ def notes(results: dict[str, Any]) -> list[str]:
         f"{options['processes']} client processes share them; {options['lines']:,} lines "
         "per throughput run, ~115-byte lines, one write(2) each",
         "lines/s = lines delivered to all clients / (last delivery - first delivery); "
-        "ratio = logtv / peer (higher is better for lines/s, lower for latency)",
+        "ratio = logtv / peer (higher is better for lines/s, lower for latency); "
+        "'per client / writer' = lines/s each client got / the writer's rate in the same run "
+        "(equal: the server kept up with the writer)",
         "lost/dup/reord: lines a client never got without being told / got twice / got late; "
         "'+N gap' = lines logtv dropped for a slow client and announced in a gap frame "
         "(its queue is bounded by --client-buffer, 16 MiB by default)",
