@@ -144,6 +144,79 @@ def percentiles(samples: array[int]) -> dict[str, float]:
     return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": ordered[-1] / 1000}
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """The server's CPU so far, the machine's CPU ticks, and the time: taken before and after."""
+
+    cpu: float
+    ticks: tuple[int, int]
+    wall: float
+
+    @classmethod
+    def take(cls, pids: list[int]) -> _Reading:
+        return cls(cpu_seconds(pids), machine_ticks(), time.monotonic())
+
+
+def _feed(target: Target, load: Load, file: Path, workers: list[Child]) -> Child | None:
+    """Start the workload: sit idle, tell the blaster to go, or start the writer (returned)."""
+    if load.idle is not None:
+        time.sleep(load.idle)
+        for worker in workers:
+            worker.send("stop")
+        return None
+    if target.name == "ceiling":
+        target.child.send("go")
+        return None
+    argv = [sys.executable, "-m", "logtv.bench.writer", str(file), "--count", str(load.count)]
+    if load.rate is not None:
+        argv += ["--rate", str(load.rate)]
+    return Child(argv)
+
+
+def _collect(workers: list[Child], load: Load, errors: list[str]) -> list[dict[str, Any]]:
+    """Each worker's result, within the run's deadline (asking late ones to stop)."""
+    results = []
+    deadline = time.monotonic() + load.deadline + READY_TIMEOUT
+    for worker in workers:
+        result = worker.read_event("result", max(0.1, deadline - time.monotonic()))
+        if result is None:
+            worker.send("stop")
+            result = worker.read_event("result", 10)
+        if result is None:
+            errors.append("a client process gave no result")
+        else:
+            results.append(result)
+    return results
+
+
+def _figures(
+    results: list[dict[str, Any]], load: Load, before: _Reading, after: _Reading, pids: list[int]
+) -> dict[str, Any]:
+    figures = _merge(results) if results else {"errors": []}
+    wall = after.wall - before.wall
+    figures["server_cpu_seconds"] = after.cpu - before.cpu
+    figures["server_cpu_percent"] = 100 * (after.cpu - before.cpu) / wall
+    figures["server_rss_bytes"] = rss_bytes(pids)
+    figures["server_processes"] = len(pids)
+    figures["wall_seconds"] = wall
+    figures["busy_cores"] = busy_cores(before.ticks, after.ticks)
+    span = (figures.get("last_ns", 0) - figures.get("first_ns", 0)) / 1e9
+    figures["delivery_seconds"] = span
+    if span > 0 and load.idle is None:
+        figures["lines_per_second"] = figures["received"] / span
+        figures["client_cpu_percent"] = 100 * figures["cpu_seconds"] / span
+    figures["expected"] = load.count * load.clients
+    return figures
+
+
+def _latencies(paths: list[Path]) -> dict[str, float]:
+    samples: array[int] = array("q")
+    for path in paths:
+        if path.exists():
+            samples.frombytes(path.read_bytes())
+    return percentiles(samples)
+
+
 def run_load(start: Callable[[Path], Target], load: Load, workdir: Path) -> dict[str, Any]:
     """Start a target with ``start(file)``, run ``load`` against it, return the figures."""
     file = workdir / "bench.log"
@@ -154,67 +227,20 @@ def run_load(start: Callable[[Path], Target], load: Load, workdir: Path) -> dict
     writer: Child | None = None
     try:
         target = start(file)
-        blaster = target.name == "ceiling"
         workers = _spawn_clients(target.url, load, workdir)
         children = [worker for worker, _ in workers]
-        _warm_up(children, None if blaster else file, errors)
+        _warm_up(children, None if target.name == "ceiling" else file, errors)
+        before = _Reading.take(target.pids())
+        writer = _feed(target, load, file, children)
+        results = _collect(children, load, errors)
         pids = target.pids()
-        cpu_before, wall_before = cpu_seconds(pids), time.monotonic()
-        machine_before = machine_ticks()
-        if load.idle is not None:
-            time.sleep(load.idle)
-            for worker in children:
-                worker.send("stop")
-        elif blaster:
-            target.child.send("go")
-        else:
-            argv = [
-                sys.executable,
-                "-m",
-                "logtv.bench.writer",
-                str(file),
-                "--count",
-                str(load.count),
-            ]
-            if load.rate is not None:
-                argv += ["--rate", str(load.rate)]
-            writer = Child(argv)
-        results = []
-        deadline = time.monotonic() + load.deadline + READY_TIMEOUT
-        for worker in children:
-            result = worker.read_event("result", max(0.1, deadline - time.monotonic()))
-            if result is None:
-                worker.send("stop")
-                result = worker.read_event("result", 10)
-            if result is None:
-                errors.append("a client process gave no result")
-            else:
-                results.append(result)
-        pids = target.pids()
-        cpu_after, wall_after = cpu_seconds(pids), time.monotonic()
-        machine_after = machine_ticks()
-        figures = _merge(results) if results else {}
-        figures["server_cpu_seconds"] = cpu_after - cpu_before
-        figures["server_cpu_percent"] = 100 * (cpu_after - cpu_before) / (wall_after - wall_before)
-        figures["server_rss_bytes"] = rss_bytes(pids)
-        figures["server_processes"] = len(pids)
-        figures["wall_seconds"] = wall_after - wall_before
-        figures["busy_cores"] = busy_cores(machine_before, machine_after)
+        figures = _figures(results, load, before, _Reading.take(pids), pids)
         if writer is not None:
             figures["writer"] = writer.read_event("", 10) or {}
-        span = (figures.get("last_ns", 0) - figures.get("first_ns", 0)) / 1e9
-        figures["delivery_seconds"] = span
-        if span > 0 and load.idle is None:
-            figures["lines_per_second"] = figures["received"] / span
-            figures["client_cpu_percent"] = 100 * figures["cpu_seconds"] / span
         if load.latency:
-            samples: array[int] = array("q")
-            for _, path in workers:
-                if path is not None and path.exists():
-                    samples.frombytes(path.read_bytes())
-            figures["latency"] = percentiles(samples)
-        figures["expected"] = load.count * load.clients
-        return {**figures, "errors": figures.get("errors", []) + errors}
+            figures["latency"] = _latencies([path for _, path in workers if path is not None])
+        figures["errors"] = figures["errors"] + errors
+        return figures
     finally:
         for child in [writer] + [worker for worker, _ in workers]:
             if child is not None:
