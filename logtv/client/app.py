@@ -19,6 +19,8 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.driver import Driver
+from textual.drivers.linux_driver import LinuxDriver
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
@@ -35,6 +37,7 @@ from logtv.client.connection import (
     Restarted,
     Stats,
 )
+from logtv.client.frugal import FrugalDriver
 from logtv.client.scrollback import GAP, LINE, NOTICE, Entry, Scrollback
 from logtv.client.widgets.log_view import LogView
 from logtv.client.widgets.sidebar import SourceList, SourceRow
@@ -115,7 +118,12 @@ class WatchApp(App[int]):
         once: bool = False,
         save_dir: Path | None = None,
     ) -> None:
-        super().__init__()
+        # Over SSH: the terminal's own 16 colours and default background, so a cell costs a few
+        # bytes of SGR instead of two truecolor triplets.
+        frugal = bool(os.environ.get("SSH_CONNECTION"))
+        super().__init__(ansi_color=frugal or None)
+        if frugal:
+            self.theme = "ansi-dark"
         self.client = client
         self.once = once
         self.save_dir = save_dir or Path.cwd()
@@ -133,6 +141,16 @@ class WatchApp(App[int]):
         self._sidebar_timer: Timer | None = None
         self._status_timer: Timer | None = None
         self._last_status = 0.0
+
+    def get_driver_class(self) -> type[Driver]:
+        """On a real Linux terminal, the driver that scrolls and sends only SGR differences.
+
+        ``LOGTV_FRUGAL=0`` turns it off, for a terminal that mishandles scroll regions.
+        """
+        driver = super().get_driver_class()
+        if driver is LinuxDriver and os.environ.get("LOGTV_FRUGAL", "1") != "0":
+            return FrugalDriver
+        return driver
 
     # -- layout -------------------------------------------------------------------------------
 
