@@ -199,6 +199,13 @@ def serve_process() -> Iterator[Callable[..., ServerProcess]]:
 
 
 @pytest.fixture(autouse=True)
+def local_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see the viewer's local-terminal defaults, even when run inside an SSH session."""
+    monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    monkeypatch.delenv("LOGTV_TOKEN", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
     """Every test stops the threads it started (observer, reader)."""
     before = threading.active_count()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 
 import pyte
-from rich.cells import set_cell_size
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.cells import set_cell_size
 
 from logtv.client.frugal import DEFAULT_STATE, SgrDiff, apply_sgr, sgr
 from logtv.client.scroller import Scroller
