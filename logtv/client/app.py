@@ -8,6 +8,7 @@ repaint per frame, and an idle screen costs nothing at all.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -181,8 +182,15 @@ class WatchApp(App[int]):
 
     @work(exclusive=True, group="connection")
     async def _stream(self) -> None:
+        # Under a flood every recv() finds a frame waiting and returns without suspending, so
+        # this loop would starve the key handling; give the loop a turn every few milliseconds.
+        turn = time.monotonic()
         async for event in self.client.events():
             self.handle_event(event)
+            now = time.monotonic()
+            if now - turn > 0.004:
+                await asyncio.sleep(0.001)
+                turn = time.monotonic()
 
     def handle_event(self, event: Event) -> None:
         """Apply one server event to the app's state (called on the app's loop)."""
