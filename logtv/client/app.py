@@ -51,7 +51,7 @@ SSH_FPS = 4.0
 LOCAL_FPS = 30.0
 
 HELP_KEYS: tuple[tuple[str, str], ...] = (
-    ("↑ ↓ PgUp PgDn Home", "scroll the log (scrolling up pauses following)"),
+    ("↑ ↓ PgUp PgDn Home", "scroll the log (up pauses following)"),
     ("End, f", "follow the newest line again / pause"),
     ("Tab", "move between the source list and the log"),
     ("Space, Enter", "toggle the source under the cursor"),
@@ -170,6 +170,10 @@ class WatchApp(App[int]):
         yield self.filter_box
         yield self.status_line
         yield Footer()
+
+    def on_resize(self) -> None:
+        """A narrower sidebar on a narrow terminal (80 columns is common over SSH)."""
+        self.source_list.styles.width = 20 if self.size.width < 100 else 28
 
     def on_mount(self) -> None:
         self.filter_box.cursor_blink = False
