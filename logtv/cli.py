@@ -9,8 +9,10 @@ import errno
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from logtv import __version__
@@ -23,6 +25,7 @@ from logtv.config import (
     override,
     parse_size,
     parse_source,
+    read_token_file,
 )
 
 __all__ = ["main"]
@@ -48,6 +51,21 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     serve.add_argument("--max-line", metavar="SIZE", help="cut longer lines (64K)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--name", help="the box's name shown to viewers (default: host name)")
+    serve.add_argument(
+        "--token-file", type=Path, metavar="FILE", help="token clients must send ($LOGTV_TOKEN)"
+    )
+    serve.add_argument(
+        "--insecure", action="store_true", default=None, help="off loopback without a token"
+    )
+    serve.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve wss:// (with --tls-key)")
+    serve.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's key")
+    serve.add_argument(
+        "--allow-origin", action="append", metavar="ORIGIN", help="a web origin to let in (repeat)"
+    )
+    serve.add_argument("--max-clients", type=int, metavar="N", help="then HTTP 503 (256)")
+    serve.add_argument("--ping-interval", type=float, metavar="S", help="keepalive (20; 0: off)")
+    serve.add_argument("--ping-timeout", type=float, metavar="S", help="pong wait (20)")
+    serve.add_argument("--handshake-timeout", type=float, metavar="S", help="TLS+HTTP (10)")
 
 
 def _tail_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,6 +75,7 @@ def _tail_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--raw", action="store_true", help="lines unescaped (not to a terminal)")
     tail.add_argument("--backlog", type=int, default=10, help="recent lines to start with (10)")
+    _client_security_flags(tail)
 
 
 def _watch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,8 +85,40 @@ def _watch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     watch.add_argument("--backlog", type=int, default=200, help="recent lines to start with (200)")
     watch.add_argument("--max-lines", type=int, default=50_000, help="scrollback kept (50000)")
     watch.add_argument("--fps", type=float, help="log pane frames per second (30; 4 over SSH)")
-    watch.add_argument("--token", default=os.environ.get("LOGTV_TOKEN"), help="bearer token")
+    _client_security_flags(watch)
     watch.add_argument("--once", action="store_true", help="exit 1 if the first connect fails")
+
+
+def _client_security_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token", help="bearer token (default: $LOGTV_TOKEN)")
+    parser.add_argument("--token-file", type=Path, metavar="FILE", help="read the token from FILE")
+    parser.add_argument("--ca", type=Path, metavar="PEM", help="trust this CA for wss://")
+
+
+def client_security(args: argparse.Namespace) -> tuple[str | None, ssl.SSLContext | None]:
+    """The token and TLS context of `tail`/`watch`: flags, then $LOGTV_TOKEN; wss:// verifies."""
+    from logtv.client.connection import normalize_url
+
+    if args.token is not None and args.token_file is not None:
+        raise CommandError("give --token or --token-file, not both")
+    token = args.token
+    if args.token_file is not None:
+        token = read_token_file(args.token_file, "--token-file")
+    elif token is None:
+        token = os.environ.get("LOGTV_TOKEN", "").strip() or None
+    context = None
+    try:
+        secure = normalize_url(args.server).startswith("wss:")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if args.ca is not None and not secure:
+        raise CommandError("--ca is for wss:// servers: write the address as wss://HOST:PORT")
+    if secure:
+        try:
+            context = ssl.create_default_context(cafile=args.ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise CommandError(f"cannot use --ca {args.ca}: {exc}") from None
+    return token, context
 
 
 def _demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -146,7 +197,20 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_line=max_line,
         log_level=args.log_level,
         name=args.name,
+        insecure=args.insecure,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        allow_origin=args.allow_origin and tuple(args.allow_origin),
+        max_clients=args.max_clients,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+        handshake_timeout=args.handshake_timeout,
     )
+    # The token: --token-file, else $LOGTV_TOKEN, else the config's token-file.
+    if args.token_file is not None:
+        config = replace(config, token_file=args.token_file, token="")
+    elif os.environ.get("LOGTV_TOKEN"):
+        config = replace(config, token=os.environ["LOGTV_TOKEN"].strip(), token_file=None)
     return override(config, sources=sources).validated()
 
 
@@ -192,8 +256,15 @@ async def _tail(args: argparse.Namespace) -> int:
 
     if args.raw and sys.stdout.isatty():
         raise CommandError("--raw prints log bytes unescaped: only into a pipe or a file")
+    token, context = client_security(args)
     try:
-        client = LogClient(args.server, sources=args.sources or ["all"], backlog=args.backlog)
+        client = LogClient(
+            args.server,
+            sources=args.sources or ["all"],
+            backlog=args.backlog,
+            token=token,
+            ssl_context=context,
+        )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     return await run_tail(client, as_json=args.json, raw=args.raw)
@@ -207,9 +278,14 @@ def _watch(args: argparse.Namespace) -> int:
         raise CommandError("--max-lines must be at least 100")
     if args.fps is not None and not 0.5 <= args.fps <= 120:
         raise CommandError("--fps must be from 0.5 to 120")
+    token, context = client_security(args)
     try:
         client = LogClient(
-            args.server, sources=args.sources or None, backlog=args.backlog, token=args.token
+            args.server,
+            sources=args.sources or None,
+            backlog=args.backlog,
+            token=token,
+            ssl_context=context,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None

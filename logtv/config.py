@@ -6,6 +6,7 @@ Every problem a user can make here (a bad size, a duplicate source, a FIFO given
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -22,10 +23,13 @@ __all__ = [
     "WELL_KNOWN_LOGS",
     "ConfigError",
     "ServerConfig",
+    "TokenGrant",
     "discover_sources",
+    "is_loopback_host",
     "load_config",
     "parse_size",
     "parse_source",
+    "read_token_file",
 ]
 
 DEFAULT_PORT = 8765
@@ -58,6 +62,57 @@ class ConfigError(ValueError):
     """A setting that cannot be used; the message names it."""
 
 
+#: A bearer token: printable ASCII without spaces (it goes into an HTTP header), long enough that
+#: guessing is hopeless. ``openssl rand -hex 32`` makes a good one.
+_TOKEN_RE = re.compile(r"^[\x21-\x7e]{16,1024}$")
+#: An origin as a browser sends it: scheme://host[:port], no path, no trailing slash.
+_ORIGIN_RE = re.compile(r"^[a-z][a-z0-9+.-]*://[^/?#\s]+$")
+_MAKE_TOKEN = "openssl rand -hex 32 > FILE"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """A bearer token and the sources it may read (``None``: every source)."""
+
+    name: str
+    token: str = field(repr=False)
+    sources: frozenset[str] | None = None
+    token_file: Path | None = None
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``: only this machine can reach the socket.
+
+    Any other name or address (and ``""``, every interface) may be reachable from elsewhere.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token_file(path: Path, what: str = "token file") -> str:
+    """The token in a file (surrounding whitespace and the final newline ignored), checked."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not text; make one with `{_MAKE_TOKEN}`") from None
+    return check_token(text.strip(), f"{what} {path}")
+
+
+def check_token(token: str, what: str) -> str:
+    if not _TOKEN_RE.match(token):
+        raise ConfigError(
+            f"the token from {what} must be 16 to 1024 printable characters without spaces; "
+            f"make one with `{_MAKE_TOKEN}`"
+        )
+    return token
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything `logtv serve` needs to run."""
@@ -80,9 +135,37 @@ class ServerConfig:
     log_level: str = "info"
     #: The box's name shown to viewers; the host name when empty.
     name: str = ""
+    #: File holding the bearer token every client must send; read by :meth:`validated`.
+    token_file: Path | None = None
+    #: The token itself (from ``token_file`` or ``LOGTV_TOKEN``); never printed.
+    token: str = field(default="", repr=False)
+    #: Further tokens, from ``[tokens.NAME]`` tables, each perhaps limited to some sources.
+    tokens: tuple[TokenGrant, ...] = ()
+    #: Listen on a non-loopback address even without a token.
+    insecure: bool = False
+    #: Certificate chain and private key (PEM) to serve wss:// instead of ws://.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: Browser origins allowed to connect (exact ``scheme://host[:port]``); none by default.
+    allow_origin: tuple[str, ...] = ()
+    #: Connections served at once; the next handshake gets HTTP 503.
+    max_clients: int = 256
+    #: Seconds between keepalive pings (0: none), and how long a pong may take.
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    #: Seconds a client has for the TLS and WebSocket handshakes.
+    handshake_timeout: float = 10.0
+
+    def grants(self) -> tuple[TokenGrant, ...]:
+        """Every token the server accepts: the main one (all sources) and the ``[tokens]``."""
+        main = (TokenGrant("default", self.token, None, self.token_file),) if self.token else ()
+        return main + self.tokens
 
     def validated(self) -> ServerConfig:
-        """Check every field; raise ConfigError naming the first bad one."""
+        """Check every field and read the token files; raise ConfigError naming the first bad one.
+
+        Returns the config with its tokens read (itself when there are none to read).
+        """
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be from 0 to 65535, not {self.port}")
         if not 0 <= self.backlog <= 1_000_000:
@@ -93,12 +176,64 @@ class ServerConfig:
             raise ConfigError("stall-timeout must be more than 0 seconds")
         if not 1024 <= self.max_line <= 64 << 20:
             raise ConfigError("max-line must be from 1K to 64M")
+        if not self.name.isprintable() or len(self.name) > 200:  # it goes into every hello
+            raise ConfigError("name must be printable text of at most 200 characters")
         if self.log_level not in _LOG_LEVELS:
             raise ConfigError(f"log-level must be one of {', '.join(_LOG_LEVELS)}")
         for name, path in self.sources.items():
             check_source_name(name)
             check_source_path(name, path)
-        return self
+        self._check_network()
+        config = self._with_tokens_read()
+        if not config.grants() and not is_loopback_host(config.host) and not config.insecure:
+            raise ConfigError(
+                f"refusing to listen on {config.host or 'every interface'} without a token: "
+                "anyone who can reach it could read these logs; set one with --token-file FILE "
+                f"or LOGTV_TOKEN (make it with `{_MAKE_TOKEN}`), or add --insecure to do it anyway"
+            )
+        return config
+
+    def _check_network(self) -> None:
+        if not 1 <= self.max_clients <= 100_000:
+            raise ConfigError(f"max-clients must be from 1 to 100000, not {self.max_clients}")
+        if self.ping_interval < 0 or self.ping_timeout <= 0:
+            raise ConfigError("ping-interval must be 0 (off) or more; ping-timeout more than 0")
+        if self.handshake_timeout <= 0:
+            raise ConfigError("handshake-timeout must be more than 0 seconds")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls-cert and tls-key go together: give both, or neither")
+        for origin in self.allow_origin:
+            if origin in ("null", "*"):
+                raise ConfigError(
+                    f"allow-origin {origin!r} cannot be allowed: it would let any page in"
+                )
+            if not _ORIGIN_RE.match(origin):
+                raise ConfigError(
+                    f"allow-origin {origin!r} must look like https://host[:port] (no path, no /)"
+                )
+
+    def _with_tokens_read(self) -> ServerConfig:
+        token = self.token
+        if token:
+            check_token(token, "LOGTV_TOKEN")
+        elif self.token_file is not None:
+            token = read_token_file(self.token_file)
+        grants = []
+        for grant in self.tokens:
+            if not grant.token and grant.token_file is not None:
+                what = f"[tokens.{grant.name}] token-file"
+                grant = replace(grant, token=read_token_file(grant.token_file, what))
+            unknown = sorted((grant.sources or frozenset()) - set(self.sources))
+            if unknown:
+                raise ConfigError(f"[tokens.{grant.name}] names unknown sources {unknown}")
+            grants.append(grant)
+        secrets = [token] if token else []
+        secrets += [grant.token for grant in grants]
+        if len(set(secrets)) != len(secrets):
+            raise ConfigError("two tokens are the same: give each [tokens.NAME] its own")
+        if token == self.token and grants == list(self.tokens):
+            return self
+        return replace(self, token=token, tokens=tuple(grants))
 
 
 def parse_size(text: str | int, what: str = "size") -> int:
@@ -164,11 +299,22 @@ _CONFIG_KEYS = {
     "max-line": (str, int),
     "log-level": str,
     "name": str,
+    "token-file": str,
+    "insecure": bool,
+    "tls-cert": str,
+    "tls-key": str,
+    "allow-origin": list,
+    "max-clients": int,
+    "ping-interval": (int, float),
+    "ping-timeout": (int, float),
+    "handshake-timeout": (int, float),
 }
+_PATH_KEYS = ("token_file", "tls_cert", "tls_key")
+_SECONDS_KEYS = ("stall_timeout", "ping_interval", "ping_timeout", "handshake_timeout")
 
 
 def load_config(path: Path) -> ServerConfig:
-    """Read a TOML config: server options at the top, and ``[sources.NAME] path = "…"``."""
+    """Read a TOML config: options at the top, ``[sources.NAME] path = "…"``, ``[tokens.NAME]``."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -181,19 +327,26 @@ def load_config(path: Path) -> ServerConfig:
 def config_from_mapping(document: Mapping[str, Any], *, origin: str) -> ServerConfig:
     options: dict[str, Any] = {}
     for key, value in document.items():
-        if key == "sources":
+        if key in ("sources", "tokens"):
             continue
         expected = _CONFIG_KEYS.get(key)
         if expected is None:
             raise ConfigError(f"{origin}: unknown setting {key!r}")
-        if isinstance(value, bool) or not isinstance(value, expected):
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
             raise ConfigError(f"{origin}: {key} has the wrong type ({type(value).__name__})")
         options[key.replace("-", "_")] = value
     for key in ("client_buffer", "max_line"):
         if key in options:
             options[key] = parse_size(options[key], key.replace("_", "-"))
-    if "stall_timeout" in options:
-        options["stall_timeout"] = float(options["stall_timeout"])
+    for key in _SECONDS_KEYS:
+        if key in options:
+            options[key] = float(options[key])
+    for key in _PATH_KEYS:
+        if key in options:
+            options[key] = Path(options[key]).expanduser()
+    if "allow_origin" in options:
+        options["allow_origin"] = tuple(_strings(options["allow_origin"], origin, "allow-origin"))
+    options["tokens"] = _token_tables(document.get("tokens", {}), origin)
     tables = document.get("sources", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{origin}: [sources] must be a table of [sources.NAME] tables")
@@ -208,6 +361,36 @@ def config_from_mapping(document: Mapping[str, Any], *, origin: str) -> ServerCo
         pairs.append((name, Path(table["path"]).expanduser()))
     options["sources"] = add_sources({}, pairs, origin)
     return ServerConfig(**options)
+
+
+def _strings(value: list[Any], origin: str, key: str) -> list[str]:
+    if not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{origin}: {key} must be a list of strings")
+    return value
+
+
+def _token_tables(tables: Any, origin: str) -> tuple[TokenGrant, ...]:
+    """``[tokens.NAME] token-file = "…"`` and optionally ``sources = ["auth", …]``."""
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{origin}: [tokens] must be a table of [tokens.NAME] tables")
+    grants = []
+    for name, table in tables.items():
+        where = f"{origin}: [tokens.{name}]"
+        if not SOURCE_NAME_RE.match(name):
+            raise ConfigError(f"{where}: use letters, digits and . _ - @ : in the name")
+        if not isinstance(table, dict) or not isinstance(table.get("token-file"), str):
+            raise ConfigError(f'{where} needs token-file = "/path/to/file"')
+        unknown = set(table) - {"token-file", "sources"}
+        if unknown:
+            raise ConfigError(f"{where} has unknown keys {sorted(unknown)}")
+        sources = table.get("sources")
+        if sources is not None and not isinstance(sources, list):
+            raise ConfigError(f"{where}: sources must be a list of source names")
+        if sources == []:
+            raise ConfigError(f"{where}: sources = [] allows nothing; leave it out for all")
+        allowed = None if sources is None else frozenset(_strings(sources, where, "sources"))
+        grants.append(TokenGrant(name, "", allowed, Path(table["token-file"]).expanduser()))
+    return tuple(grants)
 
 
 def discover_sources(log_dir: Path = Path("/var/log")) -> tuple[dict[str, Path], list[str]]:

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from logtv.config import DEFAULT_PORT
 from logtv.protocol import ALL, PATH
@@ -65,6 +65,8 @@ class Disconnected:
     error: str
     retry_in: float | None
     ever_connected: bool
+    #: The HTTP status when the server refused the handshake (401: token, 403: origin/host).
+    status: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,12 +225,15 @@ class LogClient:
         ever_connected = False
         while not self._closed:
             error = ""
+            status = None
+            # wss:// always verifies: the given context (say, one trusting --ca), or the system's.
+            tls = (self.ssl_context or True) if self.url.startswith("wss:") else None
             try:
                 headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
                 async with connect(
                     self.url,
                     additional_headers=headers,
-                    ssl=self.ssl_context if self.url.startswith("wss:") else None,
+                    ssl=tls,
                     compression=None,
                     max_size=None,
                     open_timeout=self.open_timeout,
@@ -243,6 +248,8 @@ class LogClient:
                     error = _close_reason(connection)
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 error = _describe(exc)
+                if isinstance(exc, InvalidStatus):
+                    status = exc.response.status_code
             except InvalidURI as exc:
                 error = str(exc)
                 self._closed = True
@@ -253,7 +260,7 @@ class LogClient:
             if self._closed:
                 return
             retry_in = backoff if self.reconnect else None
-            yield Disconnected(error, retry_in, ever_connected)
+            yield Disconnected(error, retry_in, ever_connected, status)
             if retry_in is None:
                 return
             await asyncio.sleep(retry_in)
@@ -363,5 +370,17 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, ConnectionClosed):
         return f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS: the server's certificate is not trusted ({exc.verify_message}); "
+            "give its certificate or CA with --ca FILE"
+        )
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        body = exc.response.body or b""
+        said = body[:200].decode("utf-8", "replace").strip().removeprefix("logtv: ")
+        if status == 401:
+            return f"HTTP 401: {said or 'a token is needed'} (--token-file FILE or LOGTV_TOKEN)"
+        return f"HTTP {status}: {said or 'the server refused the connection'}"
     text = str(exc) or type(exc).__name__
     return text

@@ -125,8 +125,10 @@ async def _print_events(
                 await client.close()
                 return 2
         elif isinstance(event, Disconnected):
+            # A refused token, origin or host will not be accepted on a retry: say so and stop.
+            refused = event.status in (401, 403)
             retry = f"; retrying in {event.retry_in:g}s" if event.retry_in is not None else ""
-            print(f"logtv: {sanitize(event.error)}{retry}", file=err)
-            if event.retry_in is None:
+            print(f"logtv: {sanitize(event.error)}{'' if refused else retry}", file=err)
+            if event.retry_in is None or refused:
                 return 1
     return 0

@@ -7,6 +7,10 @@ in batches; each batch is encoded once per frame form (one ``raw_log`` frame per
 Every client has its own bounded queue and a sender task that drains it. A client that cannot keep
 up loses the oldest queued lines (and is told which, with a ``gap``); one that accepts nothing for
 ``stall_timeout`` is closed with 1008. Neither slows the reader or any other client.
+
+A client may be limited to some sources (its token's): it is never told of any other, not in
+``hello``, ``stats``, file notices or ``/healthz``; asking for one is a ``forbidden`` error. What
+a client sends is rate-limited (:class:`~logtv.server.policy.MessageLimiter`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import itertools
 import json
 import logging
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,6 +38,7 @@ from logtv.protocol import (
     encode_line,
     format_timestamp,
 )
+from logtv.server.policy import MessageLimiter
 from logtv.server.watcher import SourceUpdate
 
 __all__ = ["Client", "Hub", "Sink"]
@@ -137,10 +142,21 @@ class Client:
 
     _ids = itertools.count(1)
 
-    def __init__(self, sink: Sink, peer: str, *, buffer_limit: int, loop_time: float) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        peer: str,
+        *,
+        buffer_limit: int,
+        loop_time: float,
+        allowed: frozenset[str] | None = None,
+    ) -> None:
         self.id = next(self._ids)
         self.sink = sink
         self.peer = peer
+        #: The sources this client may see (its token's); None: every source.
+        self.allowed = allowed
+        self.limiter = MessageLimiter(loop_time)
         self.subscriptions: set[str] = set()
         self.batch = False
         #: Last seq queued per source: replays start after it, so nothing is sent twice.
@@ -159,8 +175,11 @@ class Client:
         self.task: asyncio.Task[None] | None = None
         self.connected_at = loop_time
 
+    def may_see(self, source: str) -> bool:
+        return self.allowed is None or source in self.allowed
+
     def wants(self, source: str) -> bool:
-        return ALL in self.subscriptions or source in self.subscriptions
+        return (ALL in self.subscriptions or source in self.subscriptions) and self.may_see(source)
 
     def push_control(self, frame: bytes, now: float) -> None:
         """Queue a reply (hello, ack, error): never dropped, sent before queued lines."""
@@ -255,15 +274,20 @@ class Hub:
         self._receivers: dict[str, list[Client]] | None = None
         self._quiet_ticks = 0
         self._loop = asyncio.get_running_loop()
+        #: Closing tasks, referenced until done (the loop keeps only weak references).
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- connections ----------------------------------------------------------------------------
 
-    def connect(self, sink: Sink, peer: str) -> Client:
-        """Register a connection, queue its hello and start its sender."""
+    def connect(self, sink: Sink, peer: str, allowed: frozenset[str] | None = None) -> Client:
+        """Register a connection, queue its hello and start its sender.
+
+        ``allowed``: the only sources this client may know of (None: all of them).
+        """
         now = self._loop.time()
-        client = Client(sink, peer, buffer_limit=self.client_buffer, loop_time=now)
+        client = Client(sink, peer, buffer_limit=self.client_buffer, loop_time=now, allowed=allowed)
         self.clients[client.id] = client
-        client.push_control(self.hello(), now)
+        client.push_control(self.hello(allowed), now)
         client.task = asyncio.create_task(self._send_forever(client), name=f"send-{client.id}")
         log.info("client %d connected from %s (%d clients)", client.id, peer, len(self.clients))
         return client
@@ -279,7 +303,11 @@ class Hub:
             "client %d (%s) disconnected (%d clients)", client.id, client.peer, len(self.clients)
         )
 
-    def hello(self) -> bytes:
+    def visible(self, allowed: frozenset[str] | None) -> list[Source]:
+        """The sources a client limited to ``allowed`` may know of, in the configured order."""
+        return [s for s in self.sources.values() if allowed is None or s.name in allowed]
+
+    def hello(self, allowed: frozenset[str] | None = None) -> bytes:
         return encode(
             {
                 "type": "hello",
@@ -287,24 +315,57 @@ class Hub:
                 "server": f"logtv {__version__}",
                 "host": self.host,
                 "epoch": self.epoch,
-                "sources": [source.summary() for source in self.sources.values()],
+                "sources": [source.summary() for source in self.visible(allowed)],
                 "batch": True,
             }
         )
 
-    def health(self) -> dict[str, object]:
+    def health(self, allowed: frozenset[str] | None = None) -> dict[str, object]:
         return {
-            "sources": [source.summary() for source in self.sources.values()],
+            "sources": [source.summary() for source in self.visible(allowed)],
             "clients": len(self.clients),
         }
 
     # -- what clients say -------------------------------------------------------------------------
 
     def receive(self, client: Client, frame: str | bytes) -> None:
-        """Act on one frame from a client; a bad one gets an error reply and changes nothing."""
+        """Act on one frame from a client; a bad one gets an error reply and changes nothing.
+
+        Over the message rate a frame is not even parsed: it gets ``rate_limited``; a client that
+        floods on regardless is closed with 1008.
+        """
         now = self._loop.time()
+        if client.closing:
+            return
+        if not client.limiter.allow(now):
+            if client.limiter.flooding:
+                client.closing = True
+                log.warning(
+                    "client %d (%s) sent %d messages over the rate limit; closing it",
+                    client.id,
+                    client.peer,
+                    client.limiter.refused,
+                )
+                self._spawn(self._close(client, 1008, "too many messages"))
+                return
+            client.push_control(
+                encode(
+                    {
+                        "type": "error",
+                        "error": "rate_limited",
+                        "detail": f"more than {client.limiter.rate:g} messages a second; ignored",
+                    }
+                ),
+                now,
+            )
+            return
         try:
             message = decode_client_frame(frame)
+            if not client.may_see(message.log_source) and message.log_source != ALL:
+                # The same answer whether or not the source exists: its name stays unknown.
+                raise ProtocolError(
+                    "forbidden", f"this token may not read {message.log_source[:80]!r}"
+                )
             if message.log_source != ALL and message.log_source not in self.sources:
                 raise ProtocolError(
                     "unknown_source", f"no such source: {message.log_source[:80]!r}"
@@ -327,7 +388,7 @@ class Hub:
         """
         client.batch = client.batch or request.batch
         if request.log_source == ALL:
-            targets = list(self.sources.values())
+            targets = self.visible(client.allowed)
         else:
             targets = [self.sources[request.log_source]]
         targets = [source for source in targets if not client.wants(source.name)]
@@ -437,7 +498,8 @@ class Hub:
             {"type": "source", "name": source.name, "state": source.state, "event": event}
         )
         for client in self.clients.values():
-            client.push(_Pending(None, 0, 0, [notice], len(notice)), now)
+            if client.may_see(source.name):
+                client.push(_Pending(None, 0, 0, [notice], len(notice)), now)
 
     def _fan_out(
         self,
@@ -492,24 +554,32 @@ class Hub:
             source.lines_this_tick = 0
         self._quiet_ticks = 0 if flowing else self._quiet_ticks + 1
         if self._quiet_ticks <= 1 and self.clients:
-            stats = encode(
-                {
-                    "type": "stats",
-                    "sources": {
-                        source.name: {"seq": source.seq, "rate": round(source.rate, 1)}
-                        for source in self.sources.values()
-                    },
-                }
-            )
+            # One frame per distinct set of visible sources (nearly always just one).
+            frames: dict[frozenset[str] | None, _Pending] = {}
             for client in self.clients.values():
-                client.push(_Pending(None, 0, 0, [stats], len(stats)), now)
+                pending = frames.get(client.allowed)
+                if pending is None:
+                    pending = frames[client.allowed] = self._stats(client.allowed)
+                client.push(pending, now)
         for client in list(self.clients.values()):
             if (
                 client.waiting_since is not None
                 and not client.closing
                 and now - client.waiting_since > self.stall_timeout
             ):
-                asyncio.create_task(self._close_stalled(client))
+                self._spawn(self._close_stalled(client))
+
+    def _stats(self, allowed: frozenset[str] | None) -> _Pending:
+        stats = encode(
+            {
+                "type": "stats",
+                "sources": {
+                    source.name: {"seq": source.seq, "rate": round(source.rate, 1)}
+                    for source in self.visible(allowed)
+                },
+            }
+        )
+        return _Pending(None, 0, 0, [stats], len(stats))
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -529,6 +599,11 @@ class Hub:
             log.debug("client %d send failed: %r", client.id, exc)
             self.disconnect(client)
 
+    def _spawn(self, closing: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(closing)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def _close_stalled(self, client: Client) -> None:
         client.closing = True
         log.warning(
@@ -537,12 +612,13 @@ class Hub:
             client.peer,
             self.stall_timeout,
         )
+        await self._close(client, 1008, f"stalled: nothing accepted for {self.stall_timeout:g} s")
+
+    async def _close(self, client: Client, code: int, reason: str) -> None:
+        """Close with a code, wait a second at most for the peer, then drop the TCP connection."""
         self.disconnect(client)
         try:
-            await asyncio.wait_for(
-                client.sink.close(1008, f"stalled: nothing accepted for {self.stall_timeout:g} s"),
-                timeout=1.0,
-            )
+            await asyncio.wait_for(client.sink.close(code, reason), timeout=1.0)
         except (TimeoutError, Exception):
             pass
         client.sink.abort()

@@ -3,6 +3,9 @@
 The handler only reads the client's frames and hands them to the :class:`Hub`; all sending goes
 through the hub's per-client sender tasks, over :class:`LogConnection`, which writes a whole round
 of frames to the socket in one call instead of one write per frame.
+
+Who may connect is decided in :mod:`logtv.server.policy` (Host, Origin, token, max clients),
+called from websockets' ``process_request`` hook, before the upgrade.
 """
 
 from __future__ import annotations
@@ -12,16 +15,25 @@ import json
 import logging
 import secrets
 import socket
-from collections.abc import Sequence
+import ssl
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from logtv.config import ServerConfig
+from logtv.config import ServerConfig, is_loopback_host
 from logtv.protocol import MAX_CLIENT_FRAME, PATH
 from logtv.server.hub import Hub
+from logtv.server.policy import (
+    Access,
+    ClientSlots,
+    HandshakePolicy,
+    Refusal,
+    exposure_warnings,
+    server_tls_context,
+)
 from logtv.server.watcher import Tailer
 
 __all__ = ["LogConnection", "LogServer"]
@@ -29,10 +41,23 @@ __all__ = ["LogConnection", "LogServer"]
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+#: Seconds a closing peer has to answer our close frame before the TCP connection is dropped.
+CLOSE_TIMEOUT = 5.0
 
 
 class LogConnection(ServerConnection):
     """A server connection that sends many frames with one socket write."""
+
+    #: What the handshake allowed (set by the server's ``process_request``).
+    access: Access | None = None
+    #: Called once when the TCP connection is gone (frees the connection's slot).
+    on_lost: Callable[[], None] | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.on_lost is not None:
+            self.on_lost()
+            self.on_lost = None
 
     async def send_frames(self, frames: Sequence[bytes]) -> None:
         """Send already-encoded UTF-8 JSON frames as text frames, then wait for the socket.
@@ -81,6 +106,9 @@ class LogServer:
         self.tailer: Tailer | None = None
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._tls: ssl.SSLContext | None = None
+        self.policy = HandshakePolicy()
+        self.slots = ClientSlots(config.max_clients)
 
     @property
     def port(self) -> int:
@@ -92,11 +120,26 @@ class LogServer:
         host = self.config.host
         if ":" in host:
             host = f"[{host}]"
-        return f"ws://{host}:{self.port}{PATH}"
+        scheme = "wss" if self._tls is not None else "ws"
+        return f"{scheme}://{host}:{self.port}{PATH}"
 
     async def start(self) -> None:
-        """Open the files, start following them, and listen."""
-        config = self.config
+        """Check the exposure rules, open the files, start following them, and listen.
+
+        A config that would expose the logs (a non-loopback address without a token, unless
+        ``insecure``) or a TLS key that cannot be used raises ConfigError before anything listens.
+        """
+        config = self.config = self.config.validated()
+        if config.tls_cert is not None and config.tls_key is not None:
+            self._tls = server_tls_context(config.tls_cert, config.tls_key)
+        self.policy = HandshakePolicy(
+            grants=config.grants(),
+            allow_origins=config.allow_origin,
+            local_host_only=is_loopback_host(config.host),
+        )
+        self.slots = ClientSlots(config.max_clients)
+        for warning in exposure_warnings(config):
+            log.warning("%s", warning)
         hub = Hub(
             {name: "missing" for name in config.sources},
             backlog=config.backlog,
@@ -114,8 +157,15 @@ class LogServer:
             config.host,
             config.port,
             process_request=self._check_request,
+            ssl=self._tls,
+            # No permessage-deflate: it costs CPU and memory per client and a small frame could
+            # inflate to a huge one; a client that offers it gets no extension.
             compression=None,
             max_size=MAX_CLIENT_FRAME,
+            open_timeout=config.handshake_timeout,
+            ping_interval=config.ping_interval or None,
+            ping_timeout=config.ping_timeout,
+            close_timeout=CLOSE_TIMEOUT,
             create_connection=LogConnection,
             logger=logging.getLogger("logtv.websockets"),
         )
@@ -143,20 +193,51 @@ class LogServer:
             hub.tick(TICK_SECONDS)
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Answer /healthz and refusals here; None lets the upgrade go on (a slot is taken)."""
+        assert self.hub is not None and isinstance(connection, LogConnection)
         path = request.path.partition("?")[0]
+        verdict = self.policy.check(request.headers)
+        if isinstance(verdict, Refusal):
+            return self._refuse(connection, path, verdict)
         if path == "/healthz":
-            assert self.hub is not None
-            response = connection.respond(HTTPStatus.OK, json.dumps(self.hub.health()) + "\n")
+            health = self.hub.health(verdict.sources)
+            response = connection.respond(HTTPStatus.OK, json.dumps(health) + "\n")
             response.headers["Content-Type"] = "application/json"
             return response
         if path != PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, f"logtv serves {PATH} and /healthz\n")
+        if not self.slots.take(connection):
+            refusal = Refusal(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"the server is full ({self.slots.limit} clients); try again later",
+            )
+            return self._refuse(connection, path, refusal)
+        connection.on_lost = lambda: self.slots.release(connection)
+        connection.access = verdict
         return None
+
+    def _refuse(self, connection: ServerConnection, path: str, refusal: Refusal) -> Response:
+        log.warning(
+            "refused %s %r: %d %s",
+            _peer_name(connection),
+            path[:100],
+            refusal.status,
+            refusal.reason,
+        )
+        response = connection.respond(refusal.status, f"logtv: {refusal.reason}\n")
+        if refusal.status == HTTPStatus.UNAUTHORIZED:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="logtv"'
+        elif refusal.status == HTTPStatus.SERVICE_UNAVAILABLE:
+            response.headers["Retry-After"] = "10"
+        return response
 
     async def _handle(self, connection: ServerConnection) -> None:
         assert self.hub is not None and isinstance(connection, LogConnection)
         peer = _peer_name(connection)
-        client = self.hub.connect(connection, peer)
+        access = connection.access or Access()
+        if access.token_name is not None:
+            log.debug("connection from %s uses token %r", peer, access.token_name)
+        client = self.hub.connect(connection, peer, access.sources)
         try:
             async for frame in connection:
                 self.hub.receive(client, frame)
