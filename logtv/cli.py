@@ -173,10 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """Defaults, then the config file, then the flags."""
     config = load_config(args.config) if args.config else ServerConfig()
-    sources = add_sources(config.sources, map(parse_source, args.source), "--source")
-    if args.config and args.source:
-        # A flag naming a source the file also names replaces the file's path.
-        sources = {**config.sources, **dict(map(parse_source, args.source))}
+    # Flags may not name a source twice; a flag naming a source of the file replaces its path.
+    flagged = add_sources({}, map(parse_source, args.source), "--source")
+    sources = {**config.sources, **flagged}
     if not sources:
         sources, tried = discover_sources()
         if not any(os.access(path, os.R_OK) for path in sources.values()):
@@ -185,8 +184,10 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
                 + ", ".join(tried)
                 + "); name one with --source NAME=PATH, or try `logtv demo`"
             )
-    client_buffer = args.client_buffer and parse_size(args.client_buffer, "--client-buffer")
-    max_line = args.max_line and parse_size(args.max_line, "--max-line")
+    client_buffer = (
+        None if args.client_buffer is None else parse_size(args.client_buffer, "--client-buffer")
+    )
+    max_line = None if args.max_line is None else parse_size(args.max_line, "--max-line")
     config = override(
         config,
         host=args.host,
@@ -267,6 +268,9 @@ async def _tail(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # like Ctrl-C: end quietly, exit 0
+        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(client.close()))
     return await run_tail(client, as_json=args.json, raw=args.raw)
 
 

@@ -295,3 +295,59 @@ def test_tail_unknown_source_exits(tmp_path: Path, serve_process) -> None:
     result = run_logtv("tail", f"127.0.0.1:{server.port}", "nope")
     assert result.returncode == 2
     assert "no such source" in result.stderr
+
+
+def test_json_into_a_terminal_escapes_c1_del_and_bidi() -> None:
+    """`--json` written to a terminal is ASCII: C1 controls, DEL and bidi overrides are escaped."""
+    from logtv.client.connection import Lines
+    from logtv.client.tail import _format_lines
+
+    event = Lines("app", 1, ["csi \x9b2J del \x7f rlo \u202e é"], "2026-12-04T06:00:00.000000Z")
+    to_terminal = _format_lines(event, as_json=True, raw=False, terminal=True)
+    assert all(32 <= ord(ch) < 127 for ch in to_terminal.rstrip("\n"))
+    assert json.loads(to_terminal)["raw_line"] == event.lines[0]
+    to_pipe = _format_lines(event, as_json=True, raw=False, terminal=False)
+    assert json.loads(to_pipe)["raw_line"] == event.lines[0] and "é" in to_pipe
+
+
+def test_flag_source_replaces_the_config_path(tmp_path: Path, serve_process) -> None:
+    """A --source naming a source of the config file replaces that source's path."""
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    write_lines(first, ["from the file"])
+    write_lines(second, ["from the flag", "and another"])
+    config = tmp_path / "logtv.toml"
+    config.write_text(f'[sources.app]\npath = "{first}"\n')
+    server = serve_process("--config", str(config), "--source", f"app={second}")
+    server.wait_listening()
+    url = f"http://127.0.0.1:{server.port}/healthz"
+    health = json.loads(urllib.request.urlopen(url, timeout=5).read())
+    assert health["sources"] == [{"name": "app", "state": "following", "seq": 2}]
+
+
+def test_empty_size_is_one_error_line() -> None:
+    """An empty size flag is a usage error, not a traceback."""
+    assert_one_error_line(run_logtv("serve", "--source", "a=/tmp/x", "--max-line", ""), "max-line")
+
+
+def test_tail_sigterm_exits_0(tmp_path: Path, serve_process) -> None:
+    """SIGTERM ends `logtv tail` quietly with exit code 0."""
+    log = tmp_path / "a.log"
+    log.write_text("")
+    server = serve_process("--source", f"app={log}")
+    server.wait_listening()
+    tail = tail_process(f"127.0.0.1:{server.port}")
+    time.sleep(1.5)
+    tail.send_signal(signal.SIGTERM)
+    _, err = tail.communicate(timeout=10)
+    assert tail.returncode == 0 and "Traceback" not in err
+
+
+def test_tail_refused_request_exits_2(tmp_path: Path, serve_process) -> None:
+    """A subscribe the server refuses (backlog out of range) ends tail with the reason, exit 2."""
+    log = tmp_path / "a.log"
+    log.write_text("")
+    server = serve_process("--source", f"app={log}")
+    server.wait_listening()
+    result = run_logtv("tail", f"127.0.0.1:{server.port}", "--backlog", "999999")
+    assert result.returncode == 2
+    assert "backlog" in result.stderr

@@ -31,9 +31,11 @@ from logtv.sanitize import sanitize
 __all__ = ["run_tail"]
 
 
-def _format_lines(event: Lines, *, as_json: bool, raw: bool) -> str:
+def _format_lines(event: Lines, *, as_json: bool, raw: bool, terminal: bool = False) -> str:
     if as_json:
-        return "".join(
+        # Into a terminal, JSON strings must not carry C1 controls, DEL or bidi overrides raw
+        # (JSON itself escapes only C0): ASCII-only output with DEL escaped too.
+        text = "".join(
             json.dumps(
                 {
                     "type": "raw_log",
@@ -42,11 +44,12 @@ def _format_lines(event: Lines, *, as_json: bool, raw: bool) -> str:
                     "timestamp": event.timestamp,
                     "raw_line": line,
                 },
-                ensure_ascii=False,
+                ensure_ascii=terminal,
             )
             + "\n"
             for seq, line in enumerate(event.lines, event.first_seq)
         )
+        return text.replace("\x7f", "\\u007f") if terminal else text
     prefix = f"{sanitize(event.source)} | "
     clean = (lambda line: line) if raw else sanitize
     return "".join(prefix + clean(line) + "\n" for line in event.lines)
@@ -89,9 +92,13 @@ async def _close_when_reader_leaves(out: TextIO, client: LogClient) -> None:
 async def _print_events(
     client: LogClient, out: TextIO, err: TextIO, *, as_json: bool, raw: bool
 ) -> int:
+    try:
+        terminal = out.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
     async for event in client.events():
         if isinstance(event, Lines):
-            out.write(_format_lines(event, as_json=as_json, raw=raw))
+            out.write(_format_lines(event, as_json=as_json, raw=raw, terminal=terminal))
             out.flush()
         elif isinstance(event, Gap):
             if as_json:
@@ -121,7 +128,7 @@ async def _print_events(
             print("logtv: the server restarted; lines written meanwhile may be missing", file=err)
         elif isinstance(event, Reply) and event.kind == "error":
             print(f"logtv: server says: {sanitize(event.detail or event.error or '')}", file=err)
-            if event.error == "unknown_source":
+            if event.error in ("unknown_source", "bad_field", "forbidden"):  # our request
                 await client.close()
                 return 2
         elif isinstance(event, Disconnected):
