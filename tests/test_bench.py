@@ -3,7 +3,9 @@
 The end-to-end test runs ``logtv bench --quick`` as a real subprocess against logtv and the
 in-bench peer (:mod:`logtv.bench.peer`, so websocketd is not needed), and checks that it
 finishes, prints every scenario's rows, and counts no lost, duplicated or reordered line for
-logtv. Speeds vary with the machine and its load, so they are printed, never compared.
+logtv; a second run does only the sustained fan-out search (``python -m logtv.bench
+--sustained``). Speeds vary with the machine and its load, so they are printed, never compared;
+the search's rules are checked against a fake target instead.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
 from logtv.bench.lines import LATENCY_RE, SEQ_RE, WARMUP, line, warmup_line
 from logtv.bench.report import integrity, peer_name
+from logtv.bench.sustained import Probe, Search, bound_by, search, verdict
 from logtv.bench.tracker import Tracker
 
 PEER = f"{sys.executable} -m logtv.bench.peer --port {{port}} --file {{file}}"
@@ -28,6 +32,22 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
     json_path = tmp_path_factory.mktemp("bench") / "results.json"
     result = subprocess.run(
         [sys.executable, "-m", "logtv", "bench", "--quick", "--vs", PEER, "--json", str(json_path)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, json.loads(json_path.read_text())
+
+
+@pytest.fixture(scope="module")
+def sustained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """One `python -m logtv.bench --quick --sustained --vs PEER --json FILE` run."""
+    json_path = tmp_path_factory.mktemp("bench") / "sustained.json"
+    argv = ["--quick", "--sustained", "--vs", PEER, "--json", str(json_path)]
+    result = subprocess.run(
+        [sys.executable, "-m", "logtv.bench", *argv],
         capture_output=True,
         text=True,
         timeout=90,
@@ -64,6 +84,7 @@ def test_quick_bench_prints_every_scenario(quick_run: tuple[str, dict]) -> None:
         ("throughput, 10 clients, per-line", "clients CPU"),
         ("latency at 500 lines/s, 10 clients, batch", "p99 ms"),
         ("idle, 10 clients connected, 1.5 s", "server CPU, RSS"),
+        ("sustained fan-out, 10 clients, batched", "writer lines/s, all kept up"),
     ]:
         cells = _table_cells(stdout, scenario, metric)
         assert cells[2] not in ("", "-"), (scenario, metric, cells)
@@ -145,3 +166,96 @@ def test_report_cells() -> None:
     assert peer_name(PEER) == "peer"
     figures = {"lost": 5, "duplicated": 0, "reordered": 1, "announced_drops": 3}
     assert integrity(figures) == "2/0/1 +3 gap"
+
+
+def test_quick_sustained_rows_and_logtv_keeps_every_line(sustained_run: tuple[str, dict]) -> None:
+    """--sustained prints only its blocks; at logtv's sustained rate every client got every line."""
+    stdout, results = sustained_run
+    scenarios = {row.split("|")[0].strip() for row in stdout.split("\n\n")[0].splitlines()[2:]}
+    assert scenarios - {""} == {
+        "sustained fan-out, 10 clients, batched",
+        "sustained fan-out, 10 clients, per-line",
+    }
+    for label in ("batched", "per-line"):
+        scenario = f"sustained fan-out, 10 clients, {label}"
+        for metric in (
+            "writer lines/s, all kept up",
+            "delivered lines/s (x clients)",
+            "p99 ms",
+            "server CPU, RSS",
+            "clients CPU",
+        ):
+            cells = _table_cells(stdout, scenario, metric)
+            assert cells[2] not in ("", "-") and cells[3] not in ("", "-"), cells
+        assert _table_cells(stdout, scenario, "lost/dup/reord")[2] == "0/0/0"
+    searches = {(found["target"], found["mode"]): found for found in results["sustained"]}
+    assert set(searches) == {("logtv", "batch"), ("logtv", "line"), ("peer", "plain")}
+    for (target, _), found in searches.items():
+        assert found["rate"] and 1 <= len(found["probes"]) <= 2, found
+        assert found["delivered"] == found["rate"] * found["clients"] == found["rate"] * 10
+        best = found["best"]
+        assert best["received"] == best["expected"] > 0 and best["complete"] == 10, best
+        if target == "logtv":
+            assert (best["lost"], best["duplicated"], best["reordered"]) == (0, 0, 0), best
+            assert best["announced_drops"] == 0 and best["errors"] == [], best
+            assert best["latency"]["p99_ms"] >= best["latency"]["p50_ms"] > 0, best
+
+
+def _fake_target(threshold: float, tried: list[float]) -> Callable[[float], Probe]:
+    def measure(rate: float) -> Probe:
+        tried.append(rate)
+        return Probe(rate, {}, "" if rate <= threshold else "gap")
+
+    return measure
+
+
+def test_sustained_search_doubles_then_bisects_within_its_bounds() -> None:
+    """From 2,000 lines/s (100 clients) it doubles to the first failure, then bisects."""
+    tried: list[float] = []
+    probes = search(_fake_target(11_000, tried), 100, Search())
+    assert tried[:4] == [2_000, 4_000, 8_000, 16_000]
+    assert len(probes) <= 8 and all(8_000 <= rate <= 16_000 for rate in tried[4:])
+    best = max(p.rate for p in probes if p.passed)
+    failed = min(p.rate for p in probes if not p.passed)
+    assert best <= 11_000 < failed < best * 1.15
+
+
+def test_sustained_search_halves_and_stops_at_floor_and_cap() -> None:
+    """A target that always fails is halved to the floor; one that never fails stops at the cap."""
+    tried: list[float] = []
+    search(_fake_target(0, tried), 100, Search(floor=300))
+    assert tried == [2_000, 1_000, 500]
+    tried = []
+    search(_fake_target(1e9, tried), 10, Search(cap=100_000))
+    assert tried == [20_000, 40_000, 80_000]
+    tried = []
+    search(_fake_target(1e9, tried), 100, Search(max_probes=3))
+    assert len(tried) == 3
+
+
+def test_sustained_verdict_and_bound() -> None:
+    """A probe passes only if all clients got all lines in time and the writer kept its rate."""
+    good = {
+        "errors": [],
+        "writer": {"rate": 1000.0},
+        "clients": 2,
+        "complete": 2,
+        "received": 200,
+        "expected": 200,
+        "lost": 0,
+        "duplicated": 0,
+        "reordered": 0,
+        "announced_drops": 0,
+        "latency": {"p50_ms": 2.0, "p99_ms": 9.0},
+    }
+    assert verdict(good, 1000, 1.0) == ""
+    assert verdict(good | {"writer": {"rate": 900.0}}, 1000, 1.0) == "writer short"
+    assert verdict(good | {"announced_drops": 5, "lost": 5}, 1000, 1.0) == "gap"
+    assert verdict(good | {"complete": 1, "lost": 7}, 1000, 1.0) == "late"
+    assert verdict(good | {"reordered": 1}, 1000, 1.0) == "reordered"
+    assert verdict(good | {"latency": {"p99_ms": 1500.0}}, 1000, 1.0) == "slow"
+    busy = {"writer": {"rate": 1000.0}, "client_cpu_max_percent": 97.0, "server_cpu_percent": 40}
+    assert bound_by(busy | {"busy_cores": 1.2}, 1000, 2) == "clients CPU"
+    assert bound_by({"server_cpu_percent": 99, "busy_cores": 2.0}, 0, 2) == (
+        "server CPU + all cores busy"
+    )

@@ -13,9 +13,11 @@ never mistaken for one bounded by the server.
 - :mod:`~logtv.bench.procs`: subprocesses that always end, and their CPU and memory from /proc;
 - :mod:`~logtv.bench.targets`: the servers under test (logtv, a ``--vs`` peer, the blaster);
 - :mod:`~logtv.bench.scenarios`: one measured run of a workload against one target;
+- :mod:`~logtv.bench.sustained`: the highest writer rate every one of N clients keeps up with;
 - :mod:`~logtv.bench.runner`: the whole bench: options, scenarios, the report;
 - :mod:`~logtv.bench.report`: the side-by-side table and the JSON;
-- :mod:`~logtv.bench.peer` and :mod:`~logtv.bench.blaster`: tiny servers for tests and ceilings.
+- :mod:`~logtv.bench.peer` and :mod:`~logtv.bench.blaster`: tiny servers for tests and ceilings;
+- ``python -m logtv.bench``: ``logtv bench``'s options, plus ``--sustained`` (only that search).
 """
 
 __all__: list[str] = []

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logtv.bench.sustained import FULL, LATENCY_CLIENTS, QUICK, SATURATED, WRITER_SHARE
+
 #: Shorter deliveries than this (s) are too short for a CPU percentage (ticks are 10 ms).
 MIN_SPAN = 0.5
 
@@ -100,7 +102,11 @@ def _text(columns: Sequence[str], rows: Iterable[Row], notes: Iterable[str]) -> 
 
 
 def _find(results: dict[str, Any], **keys: Any) -> dict[str, Any] | None:
-    for run_ in results.get("runs", []):
+    return _find_in(results.get("runs", []), **keys)
+
+
+def _find_in(found: list[dict[str, Any]], **keys: Any) -> dict[str, Any] | None:
+    for run_ in found:
         if all(run_.get(key) == value for key, value in keys.items()):
             return run_
     return None
@@ -179,6 +185,56 @@ LATENCY: list[Metric] = [
 IDLE: list[Metric] = [("server CPU, RSS", _cpu, "")]
 
 
+def _rate(per_client: bool) -> Cell:
+    """A sustained search's writer rate (or x clients): "≥" if no probe failed, "<" the lowest
+    tried if none passed."""
+
+    def cell(search: dict[str, Any] | None) -> str:
+        if not search or not search.get("probes"):
+            return "-"
+        times = 1 if per_client else search["clients"]
+        if search["rate"] is None:
+            lowest = min(probe["rate"] for probe in search["probes"])
+            return f"< {lowest * times:,.0f}"
+        return ("≥ " if search["failed"] is None else "") + f"{search['rate'] * times:,.0f}"
+
+    return cell
+
+
+def _best(cell: Cell) -> Cell:
+    """A figures cell, of the probe at the sustained rate."""
+    return lambda search: cell(search.get("best") if search else None)
+
+
+def _client_load(figures: dict[str, Any] | None) -> str:
+    """The busiest client process, in % of one core; "SATURATED" if the bench is the limit."""
+    top = _number(figures, "client_cpu_max_percent")
+    if top is None or not figures:
+        return "-"
+    text = f"{figures['client_processes']} procs, max {top:.0f}%"
+    return text + (" SATURATED" if top >= SATURATED else "")
+
+
+def _failed(search: dict[str, Any] | None) -> str:
+    if not search or not search.get("failed"):
+        return "-"
+    return f"{search['failed']['rate']:,.0f}: {search['failed']['verdict']}"
+
+
+SUSTAINED: list[Metric] = [
+    ("writer lines/s, all kept up", _rate(per_client=True), "rate"),
+    ("delivered lines/s (x clients)", _rate(per_client=False), "delivered"),
+    ("p50 ms", _best(_ms("p50_ms")), "best.latency.p50_ms"),
+    ("p99 ms", _best(_ms("p99_ms")), "best.latency.p99_ms"),
+    ("lost/dup/reord", _best(integrity), ""),
+    ("server CPU, RSS", _best(_cpu), ""),
+    ("clients CPU", _best(_client_load), ""),
+    ("busy cores", _best(lambda f: "-" if not f else f"{f['busy_cores']:.2f}"), ""),
+    ("next rate: failed by", _failed, ""),
+    ("  saturated there", lambda s: (s.get("failed") or {}).get("bound", "-") if s else "-", ""),
+]
+
+
 def _block(
     scenario: str,
     metrics: list[Metric],
@@ -203,20 +259,42 @@ def rows(results: dict[str, Any]) -> tuple[list[str], list[Row]]:
     options = results["options"]
     name = peer_name(options["vs"]) if options.get("vs") else None
     columns = ["logtv"] + ([name] if name else [])
-    biggest = max(options["clients"])
+    table = _baselines(results, name) if "writer" in results else []
+    if results.get("runs"):
+        table += _runs(results, name)
+    for clients in options.get("sustained_clients") or []:
+        theirs = _find_in(results.get("sustained", []), target=name, clients=clients)
+        for mode, label in (("batch", "batched"), ("line", "per-line")):
+            ours = _find_in(
+                results.get("sustained", []), target="logtv", clients=clients, mode=mode
+            )
+            if ours is not None:
+                scenario = f"sustained fan-out, {clients} client{'s' * (clients > 1)}, {label}"
+                table += _block(scenario, SUSTAINED, ours, (name, theirs) if name else None)
+    return columns, table
 
-    def peer(**keys: Any) -> tuple[str, dict[str, Any] | None] | None:
-        return (name, _find(results, target=name, **keys)) if name else None
 
+def _baselines(results: dict[str, Any], name: str | None) -> list[Row]:
     writer, tail = results.get("writer", {}), results.get("tail", {})
     blank = {name: ""} if name else {}
-    table = [
+    return [
         Row(
             "writer alone, flat out", "lines/s", {"logtv": f"{writer.get('rate', 0):,.0f}"} | blank
         ),
         Row("tail -F alone", "lines/s", {"logtv": lines_per_second(tail)} | blank),
         Row("tail -F alone", "lost/dup/reord", {"logtv": integrity(tail)} | blank),
     ]
+
+
+def _runs(results: dict[str, Any], name: str | None) -> list[Row]:
+    """The throughput, ceiling, latency and idle rows."""
+    options = results["options"]
+    biggest = max(options["clients"])
+
+    def peer(**keys: Any) -> tuple[str, dict[str, Any] | None] | None:
+        return (name, _find(results, target=name, **keys)) if name else None
+
+    table = []
     for clients in options["clients"]:
         theirs = peer(scenario="throughput", clients=clients)
         for mode, label in (("batch", "batched"), ("line", "per-line")):
@@ -237,7 +315,7 @@ def rows(results: dict[str, Any]) -> tuple[list[str], list[Row]]:
     scenario = f"idle, {biggest} clients connected, {options['duration']:g} s"
     ours = _find(results, scenario="idle", target="logtv")
     table += _block(scenario, IDLE, ours, peer(scenario="idle"))
-    return columns, table
+    return table
 
 
 def notes(results: dict[str, Any]) -> list[str]:
@@ -246,8 +324,9 @@ def notes(results: dict[str, Any]) -> list[str]:
     options = results["options"]
     found = [
         f"machine: {machine['cores']} cores, Python {machine['python']}; writer, server and "
-        f"{options['processes']} client processes share them; {options['lines']:,} lines "
-        "per throughput run, ~115-byte lines, one write(2) each",
+        f"{options['processes']} client processes share them; "
+        + (f"{options['lines']:,} lines per throughput run, " if results.get("runs") else "")
+        + "~115-byte lines, one write(2) each",
         "lines/s = lines delivered to all clients / (last delivery - first delivery); "
         "ratio = logtv / peer (higher is better for lines/s, lower for latency); "
         "'per client / writer' = lines/s each client got / the writer's rate in the same run "
@@ -262,6 +341,10 @@ def notes(results: dict[str, Any]) -> list[str]:
         "delivery time, in % of one core, and per line delivered; 'longest silence' = the "
         "longest any one client waited between two reads while lines were flowing",
     ]
+    if not results.get("runs"):
+        found[1:] = []
+    if results.get("sustained"):
+        found += _sustained_notes(results)
     if machine["busy_cores_before"] > 0.2:
         found.append(
             f"WARNING: {machine['busy_cores_before']:.1f} cores were already busy before the "
@@ -279,6 +362,36 @@ def notes(results: dict[str, Any]) -> list[str]:
                 f"{run_['scenario']} {run_['clients']} {run_['mode']} {run_['target']}: "
                 + "; ".join(map(str, run_["errors"]))
             )
+    return found
+
+
+def _sustained_notes(results: dict[str, Any]) -> list[str]:
+    settings = QUICK if results["options"].get("quick") else FULL
+    found = [
+        f"sustained fan-out: each probe is a fresh server and a writer paced at one rate for "
+        f"{settings.seconds:g} s; it passes if every client got every line once, in order, "
+        f"with no gap ('gap'), the last one within {settings.lag_limit:g} s of its write "
+        f"('late': not), p99 latency at most {settings.lag_limit:g} s ('slow': more), and the "
+        f"writer reached {WRITER_SHARE:.0%} of the rate ('writer short'); the first rate is "
+        f"{settings.start_total:,.0f} / clients lines/s, doubled after a pass or halved after "
+        f"a failure, then bisected, at most {settings.max_probes} probes; the figures are "
+        "the best passing probe's (latency from about "
+        f"{LATENCY_CLIENTS} clients per run); ratio = logtv / peer",
+        f"sustained 'clients CPU' = the busiest client process, % of one core (>= "
+        f"{SATURATED:g}%: SATURATED, the bench not the server is the limit); 'busy cores' = "
+        "the whole machine during that probe; 'saturated there' = what was at >= "
+        f"{SATURATED:g}% of its cores in the lowest failed probe above (writer, clients, "
+        "server, all cores busy)",
+    ]
+    for search in results["sustained"]:
+        tried = ", ".join(
+            f"{probe['rate']:,.0f} {probe['verdict'] or 'ok'}" for probe in search["probes"]
+        )
+        errors = [e for probe in search["probes"] for e in probe["figures"].get("errors", [])]
+        found.append(
+            f"sustained {search['clients']} clients {search['mode']} {search['target']}: {tried}"
+            + (f"; errors: {'; '.join(map(str, errors[:3]))}" if errors else "")
+        )
     return found
 
 

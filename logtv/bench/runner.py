@@ -7,7 +7,9 @@ The scenarios, in the order they run:
    client reads every line (logtv batched and per-line; the peer in its one mode);
 3. the ceiling: the same clients against the blaster, a server that does no work;
 4. latency: ``--rate`` lines/s for ``--duration`` seconds to the largest client count;
-5. idle: the largest client count connected for ``--duration`` seconds with no writes.
+5. idle: the largest client count connected for ``--duration`` seconds with no writes;
+6. sustained fan-out (alone with ``--sustained``): for 10 and 100 clients (or ``--clients``),
+   the highest paced writer rate every client keeps up with (see :mod:`logtv.bench.sustained`).
 
 Throughput is all delivered lines over the time from the first delivered line to the last.
 Nothing here asserts a speed; the tests only check the bench runs and counts lines right.
@@ -22,10 +24,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from logtv.bench import report
+from logtv.bench import report, sustained
 from logtv.bench.procs import Child, busy_cores, machine_ticks
 from logtv.bench.report import peer_name
 from logtv.bench.scenarios import Load, run_load, run_tail
@@ -35,6 +38,8 @@ __all__ = ["Options", "main", "options_from", "run"]
 
 FULL = {"clients": [1, 10, 100], "lines": 200_000, "rate": 1000.0, "duration": 10.0}
 QUICK = {"clients": [1, 10], "lines": 2_000, "rate": 500.0, "duration": 1.5}
+#: Client counts of the sustained fan-out search, unless ``--clients`` says.
+SUSTAINED_CLIENTS = {"full": [10, 100], "quick": [10]}
 #: Seconds of margin, plus this many delivered lines per second assumed, bound a throughput run.
 DEADLINE_BASE, DEADLINE_RATE = 30.0, 100_000
 
@@ -53,6 +58,9 @@ class Options:
     vs: str | None = None
     processes: int = 2
     json: str | None = None
+    #: Run only the sustained fan-out search.
+    sustained: bool = False
+    sustained_clients: list[int] | None = None
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -67,11 +75,17 @@ def options_from(args: argparse.Namespace) -> Options:
         vs=args.vs,
         processes=args.processes or 2,
         json=args.json,
+        sustained=bool(getattr(args, "sustained", False)),
+        sustained_clients=args.clients or SUSTAINED_CLIENTS["quick" if args.quick else "full"],
     )
 
 
 def _progress(text: str) -> None:
     print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def _labelled(label: str, text: str) -> None:
+    _progress(f"{label}: {text}")
 
 
 def _attempt(label: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -159,6 +173,33 @@ class _Bench:
             load = self._load(self.biggest, mode, 0, idle=self.options.duration)
             self.record("idle", target, load, start)
 
+    def sustained(self) -> list[dict[str, Any]]:
+        options = self.options
+        settings = sustained.QUICK if options.quick else sustained.FULL
+        targets: list[tuple[str, str, Starter]] = [
+            ("logtv", "batch", self.logtv),
+            ("logtv", "line", self.logtv),
+        ]
+        if self.peer:
+            targets.append((self.peer, "plain", self.vs))
+        found = []
+        for clients in options.sustained_clients or SUSTAINED_CLIENTS["full"]:
+            for target, mode, start in targets:
+                label = f"sustained, {clients} clients, {mode}, {target}"
+                _progress(label)
+                search = sustained.find_rate(
+                    start,
+                    mode,
+                    clients,
+                    settings,
+                    self.workdir,
+                    processes=options.processes,
+                    cores=os.cpu_count() or 1,
+                    progress=partial(_labelled, label),
+                )
+                found.append({"target": target, "mode": mode, "clients": clients} | search)
+        return found
+
 
 def _machine(quick: bool) -> dict[str, Any]:
     """The machine, and how busy other processes keep it (measured before the bench starts)."""
@@ -176,15 +217,19 @@ def run(options: Options) -> dict[str, Any]:
     results: dict[str, Any] = {"options": asdict(options), "machine": _machine(options.quick)}
     with tempfile.TemporaryDirectory(prefix="logtv-bench-") as tmp:
         bench = _Bench(options, Path(tmp))
-        results["writer"] = _attempt(
-            "writer alone", lambda: _writer_alone(options.lines, bench.workdir)
-        )
-        results["tail"] = _attempt("tail -F alone", lambda: run_tail(options.lines, bench.workdir))
-        bench.throughput()
-        bench.ceiling()
-        bench.latency()
-        bench.idle()
+        if not options.sustained:
+            results["writer"] = _attempt(
+                "writer alone", lambda: _writer_alone(options.lines, bench.workdir)
+            )
+            results["tail"] = _attempt(
+                "tail -F alone", lambda: run_tail(options.lines, bench.workdir)
+            )
+            bench.throughput()
+            bench.ceiling()
+            bench.latency()
+            bench.idle()
         results["runs"] = bench.runs
+        results["sustained"] = bench.sustained()
     return results
 
 

@@ -46,6 +46,8 @@ class Load:
     #: Lines per second, or None for flat out.
     rate: float | None = None
     latency: bool = False
+    #: With ``latency``, only every Nth client of a process parses the stamps (they cost CPU).
+    latency_every: int = 1
     #: Seconds to stay connected with no writes (the idle scenario), instead of writing.
     idle: float | None = None
     processes: int = 2
@@ -54,6 +56,10 @@ class Load:
     #: Clients give up after this long without a line (once lines have flowed): long, since an
     #: overloaded server may leave some clients waiting for seconds (see longest_silence_ns).
     quiet: float = 30.0
+    #: If set, clients still short of the last line this long after the writer wrote it are
+    #: stopped (what they lack counts as lost): the run then checks they kept up, not only that
+    #: they caught up eventually.
+    lag_limit: float | None = None
 
 
 def _spawn_clients(url: str, load: Load, workdir: Path) -> list[tuple[Child, Path | None]]:
@@ -82,7 +88,12 @@ def _spawn_clients(url: str, load: Load, workdir: Path) -> list[tuple[Child, Pat
             str(READY_TIMEOUT),
         ]
         if latency_file is not None:
-            argv += ["--latency-file", str(latency_file)]
+            argv += [
+                "--latency-file",
+                str(latency_file),
+                "--latency-every",
+                str(load.latency_every),
+            ]
         if load.idle is not None:
             argv.append("--until-stop")
         with open(workdir / f"client-{index}.log", "ab") as log:
@@ -126,6 +137,8 @@ def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     ):
         merged[key] = sum(result[key] for result in results)
     firsts = [result["first_ns"] for result in results if result["first_ns"]]
+    merged["client_processes"] = len(results)
+    merged["cpu_seconds_max"] = max(result["cpu_seconds"] for result in results)
     merged["first_ns"] = min(firsts) if firsts else 0
     merged["last_ns"] = max((result["last_ns"] for result in results), default=0)
     merged["longest_silence_ns"] = max((r["longest_silence_ns"] for r in results), default=0)
@@ -173,10 +186,12 @@ def _feed(target: Target, load: Load, file: Path, workers: list[Child]) -> Child
     return Child(argv)
 
 
-def _collect(workers: list[Child], load: Load, errors: list[str]) -> list[dict[str, Any]]:
-    """Each worker's result, within the run's deadline (asking late ones to stop)."""
+def _collect(
+    workers: list[Child], load: Load, errors: list[str], within: float | None = None
+) -> list[dict[str, Any]]:
+    """Each worker's result, within ``within`` s or the run's deadline (late ones are stopped)."""
     results = []
-    deadline = time.monotonic() + load.deadline + READY_TIMEOUT
+    deadline = time.monotonic() + (load.deadline + READY_TIMEOUT if within is None else within)
     for worker in workers:
         result = worker.read_event("result", max(0.1, deadline - time.monotonic()))
         if result is None:
@@ -205,6 +220,7 @@ def _figures(
     if span > 0 and load.idle is None:
         figures["lines_per_second"] = figures["received"] / span
         figures["client_cpu_percent"] = 100 * figures["cpu_seconds"] / span
+        figures["client_cpu_max_percent"] = 100 * figures["cpu_seconds_max"] / span
     figures["expected"] = load.count * load.clients
     return figures
 
@@ -232,11 +248,15 @@ def run_load(start: Callable[[Path], Target], load: Load, workdir: Path) -> dict
         _warm_up(children, None if target.name == "ceiling" else file, errors)
         before = _Reading.take(target.pids())
         writer = _feed(target, load, file, children)
-        results = _collect(children, load, errors)
+        written, within = None, None
+        if writer is not None and load.lag_limit is not None:
+            written = writer.read_event("", load.deadline)
+            within = load.lag_limit if written is not None else None
+        results = _collect(children, load, errors, within)
         pids = target.pids()
         figures = _figures(results, load, before, _Reading.take(pids), pids)
         if writer is not None:
-            figures["writer"] = writer.read_event("", 10) or {}
+            figures["writer"] = written or writer.read_event("", 10) or {}
         if load.latency:
             figures["latency"] = _latencies([path for _, path in workers if path is not None])
         figures["errors"] = figures["errors"] + errors
