@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import ssl
 import struct
 import subprocess
@@ -927,3 +928,90 @@ def test_policy_order_reveals_nothing_before_the_token():
     assert checks.check(latin).status == HTTPStatus.UNAUTHORIZED  # type: ignore[union-attr]
     granted = checks.check(Headers(Host="localhost", Authorization=f"bearer  {TOKEN} "))
     assert granted == Access("default", None)
+
+
+# -- memory ----------------------------------------------------------------------------------------
+
+
+def rss_kib(pid: int, field_name: str = "VmRSS") -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field_name} for {pid}")
+
+
+def open_stuck_reader(port: int) -> socket.socket:
+    """A raw client that subscribes to everything and then never reads (tiny receive buffer)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(upgrade_request(port))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        assert chunk, "closed during the handshake"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head[:80]
+    subscribe = json.dumps({"type": "subscribe", "log_source": "all", "batch": True}).encode()
+    sock.sendall(client_frame(subscribe))
+    return sock
+
+
+async def test_memory_bounded_with_200_stuck_readers(tmp_path, served, connect_peer):
+    """200 subscribers that never read while ~30 MB pour in: bounded RSS, the fast one gets all."""
+    log = one_log(tmp_path)
+    server = served(
+        "--source", f"app={log}", "--client-buffer", "1M", "--ping-interval", "0",
+        "--stall-timeout", "300", "--log-level", "warning",
+    )  # fmt: skip
+    url = server.wait_listening()
+    pid = server.process.pid
+    stuck = await asyncio.to_thread(lambda: [open_stuck_reader(server.port) for _ in range(200)])
+    try:
+        fast = await connect_peer(url)
+        await fast.subscribe("app", batch=True)
+        baseline = rss_kib(pid)
+        total, per_second = 300_000, 30_000
+        writer = threading.Thread(target=_paced_lines, args=(log, total, per_second))
+        peak = [0]
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while not sampling.is_set():
+                peak[0] = max(peak[0], rss_kib(pid))
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        writer.start()
+        try:
+            got = await fast.lines(total, timeout=35)
+        finally:
+            writer.join()
+            sampling.set()
+            sampler.join()
+        assert [seq for _, seq, _ in got] == list(range(1, total + 1))
+        assert not [m for m in fast.seen if m["type"] == "gap"]
+        high_water = max(peak[0], rss_kib(pid, "VmHWM"))
+        assert high_water < 200 * 1024, (
+            f"peak RSS {high_water // 1024} MB (from {baseline // 1024})"
+        )
+        assert server.process.poll() is None
+    finally:
+        for sock in stuck:
+            sock.close()
+
+
+def _paced_lines(path: Path, total: int, per_second: int) -> None:
+    """``total`` 100-byte lines at about ``per_second``."""
+    filler = "m" * 90
+    step = per_second // 50
+    with open(path, "a", buffering=1 << 16) as handle:
+        for start in range(0, total, step):
+            handle.write(
+                "".join(f"{i:08d} {filler}\n" for i in range(start, min(start + step, total)))
+            )
+            handle.flush()
+            time.sleep(0.02)

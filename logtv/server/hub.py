@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 
 #: A batch frame holds at most this many lines (so one frame is never huge to parse or drop).
 BATCH_LINES = 1000
-#: A sender writes at most this many bytes before it waits for the socket to drain.
-SEND_ROUND_BYTES = 1 << 20
+#: A sender writes at most this many bytes before it waits for the socket to drain. A client that
+#: stopped reading keeps one round in its transport's buffer: this, times the clients, is memory.
+SEND_ROUND_BYTES = 256 << 10
 
 
 class Sink(Protocol):
