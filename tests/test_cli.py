@@ -351,3 +351,23 @@ def test_tail_refused_request_exits_2(tmp_path: Path, serve_process) -> None:
     result = run_logtv("tail", f"127.0.0.1:{server.port}", "--backlog", "999999")
     assert result.returncode == 2
     assert "backlog" in result.stderr
+
+
+async def test_sigterm_does_not_wait_for_a_stuck_client(tmp_path: Path, serve_process) -> None:
+    """A client that stopped reading (its socket full) does not keep the server from exiting."""
+    log = tmp_path / "a.log"
+    log.write_text("")
+    server = serve_process("--source", f"a={log}")
+    url = server.wait_listening()
+    async with connect(url, open_timeout=5, max_queue=1) as client:
+        await asyncio.wait_for(client.recv(), 5)
+        await client.send(json.dumps({"type": "subscribe", "log_source": "a"}))
+        client.transport.pause_reading()  # like a stopped process
+        write_lines(log, ["x" * 200] * 50_000)
+        await asyncio.sleep(1.0)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(server.process.wait, 10)
+        assert code == 0
+        assert time.monotonic() - started < 3.0
+        client.transport.abort()
