@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from websockets.frames import Frame, Opcode
+
 __all__ = [
     "ALL",
     "MAX_CLIENT_FRAME",
@@ -30,6 +32,7 @@ __all__ = [
     "encode_batch",
     "encode_line",
     "format_timestamp",
+    "frame_text",
 ]
 
 PROTOCOL_VERSION = 1
@@ -106,6 +109,15 @@ def encode_batch(source_json: str, lines: Sequence[str], timestamp: str, first_s
         f'{{"type":"raw_logs","log_source":{source_json},"seq":{first_seq},'
         f'"timestamp":"{timestamp}","lines":{_dump_list(lines)}}}'
     ).encode()
+
+
+def frame_text(payload: bytes) -> bytes:
+    """The payload as a complete server-to-client WebSocket text frame (unmasked, final).
+
+    Framing once, here, lets the hub hand the same wire bytes to every subscriber instead of
+    having websockets frame the same payload again for each of them.
+    """
+    return Frame(Opcode.TEXT, payload).serialize(mask=False)
 
 
 def _dump_list(lines: Iterable[str]) -> str:

@@ -37,6 +37,7 @@ from logtv.protocol import (
     encode_batch,
     encode_line,
     format_timestamp,
+    frame_text,
 )
 from logtv.server.policy import MessageLimiter
 from logtv.server.watcher import SourceUpdate
@@ -53,7 +54,9 @@ SEND_ROUND_BYTES = 256 << 10
 
 
 class Sink(Protocol):
-    """What the hub needs of a connection: send frames, and close."""
+    """What the hub needs of a connection: write complete WebSocket frames, and close."""
+
+    def try_write(self, frames: Sequence[bytes]) -> bool: ...
 
     async def send_frames(self, frames: Sequence[bytes]) -> None: ...
 
@@ -138,6 +141,12 @@ class _Pending:
     size: int
 
 
+def _notice(message: bytes) -> _Pending:
+    """A droppable frame (stats, a file event), framed once for every client that gets it."""
+    frame = frame_text(message)
+    return _Pending(None, 0, 0, [frame], len(frame))
+
+
 class Client:
     """One connection: its subscriptions, its bounded queue and its sender task."""
 
@@ -182,13 +191,21 @@ class Client:
     def wants(self, source: str) -> bool:
         return (ALL in self.subscriptions or source in self.subscriptions) and self.may_see(source)
 
-    def push_control(self, frame: bytes, now: float) -> None:
+    def push_control(self, message: bytes, now: float) -> None:
         """Queue a reply (hello, ack, error): never dropped, sent before queued lines."""
-        self.control.append(frame)
+        self.control.append(frame_text(message))
         self._woken(now)
 
     def push(self, pending: _Pending, now: float) -> None:
-        """Queue lines or a notice; drop the oldest queued ones if over the byte limit."""
+        """Send lines or a notice, or queue them; drop the oldest queued if over the limit.
+
+        A client with nothing queued whose socket is keeping up gets the frames written at
+        once: no queue, no wake-up of its sender, which is what keeps latency low when a line
+        goes to a hundred clients. Anything queued is sent first, in order, by the sender.
+        """
+        if not self.queue and not self.control and not self.gaps:
+            if self.sink.try_write(pending.frames):
+                return
         self.queue.append(pending)
         self.queued_bytes += pending.size
         while self.queued_bytes > self.buffer_limit and len(self.queue) > 1:
@@ -217,14 +234,16 @@ class Client:
         self.control.clear()
         for source, (first, last) in self.gaps.items():
             frames.append(
-                encode(
-                    {
-                        "type": "gap",
-                        "log_source": source,
-                        "from_seq": first,
-                        "to_seq": last,
-                        "reason": "slow_client",
-                    }
+                frame_text(
+                    encode(
+                        {
+                            "type": "gap",
+                            "log_source": source,
+                            "from_seq": first,
+                            "to_seq": last,
+                            "reason": "slow_client",
+                        }
+                    )
                 )
             )
         self.gaps.clear()
@@ -495,12 +514,12 @@ class Hub:
 
     def _announce(self, source: Source, event: str, now: float) -> None:
         """Tell every client (subscribed or not) what happened to a source's file."""
-        notice = encode(
-            {"type": "source", "name": source.name, "state": source.state, "event": event}
+        notice = _notice(
+            encode({"type": "source", "name": source.name, "state": source.state, "event": event})
         )
         for client in self.clients.values():
             if client.may_see(source.name):
-                client.push(_Pending(None, 0, 0, [notice], len(notice)), now)
+                client.push(notice, now)
 
     def _fan_out(
         self,
@@ -527,10 +546,11 @@ class Hub:
     @staticmethod
     def _pending(source: Source, chunk: _Chunk, batch: bool) -> _Pending:
         if batch:
-            frames = [encode_batch(source.name_json, chunk.lines, chunk.timestamp, chunk.first_seq)]
+            payload = encode_batch(source.name_json, chunk.lines, chunk.timestamp, chunk.first_seq)
+            frames = [frame_text(payload)]
         else:
             frames = [
-                encode_line(source.name_json, line, chunk.timestamp, seq)
+                frame_text(encode_line(source.name_json, line, chunk.timestamp, seq))
                 for seq, line in enumerate(chunk.lines, chunk.first_seq)
             ]
         return _Pending(source.name, chunk.first_seq, chunk.last_seq, frames, sum(map(len, frames)))
@@ -571,16 +591,17 @@ class Hub:
                 self._spawn(self._close_stalled(client))
 
     def _stats(self, allowed: frozenset[str] | None) -> _Pending:
-        stats = encode(
-            {
-                "type": "stats",
-                "sources": {
-                    source.name: {"seq": source.seq, "rate": round(source.rate, 1)}
-                    for source in self.visible(allowed)
-                },
-            }
+        return _notice(
+            encode(
+                {
+                    "type": "stats",
+                    "sources": {
+                        source.name: {"seq": source.seq, "rate": round(source.rate, 1)}
+                        for source in self.visible(allowed)
+                    },
+                }
+            )
         )
-        return _Pending(None, 0, 0, [stats], len(stats))
 
     # -- sending ----------------------------------------------------------------------------------
 

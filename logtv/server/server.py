@@ -22,6 +22,7 @@ from http import HTTPStatus
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from logtv.config import ServerConfig, is_loopback_host
 from logtv.protocol import MAX_CLIENT_FRAME, PATH
@@ -50,6 +51,10 @@ CLOSE_TIMEOUT = 5.0
 SEND_BUFFER = 256 << 10
 
 
+#: A subscriber whose transport holds more than this waits for its sender task instead.
+DIRECT_WRITE_LIMIT = 64 << 10
+
+
 class LogConnection(ServerConnection):
     """A server connection that sends many frames with one socket write."""
 
@@ -74,14 +79,30 @@ class LogConnection(ServerConnection):
             self.on_lost = None
 
     async def send_frames(self, frames: Sequence[bytes]) -> None:
-        """Send already-encoded UTF-8 JSON frames as text frames, then wait for the socket.
+        """Write complete text frames (see ``protocol.frame_text``), then wait for the socket.
 
-        ``send_context`` is websockets' documented hook for writing through its protocol object;
-        going through it keeps closing, errors and flow control exactly as ``send()`` has them.
+        The hub frames each payload once and shares the bytes among subscribers, so here they
+        are written as they are, in one call. ``send_context`` (websockets' hook for writing
+        from user code) still checks that the connection is open, flushes what the protocol
+        itself queued (pongs, a close) and applies flow control, exactly as ``send()`` does.
+        Server frames are never masked or compressed (compression is off), so the bytes are the
+        same as the protocol would have made.
         """
         async with self.send_context():
-            for frame in frames:
-                self.protocol.send_text(frame)
+            self.transport.write(b"".join(frames))
+
+    def try_write(self, frames: Sequence[bytes]) -> bool:
+        """Write frames now if the connection is open and its socket keeps up; else False.
+
+        Synchronous on purpose: the hub calls it for each subscriber as a line comes in, and a
+        socket whose buffer is filling up is left to the sender task and its flow control.
+        """
+        if self.protocol.state is not State.OPEN or self.transport.is_closing():
+            return False
+        if self.transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
+            return False
+        self.transport.write(b"".join(frames))
+        return True
 
     def send_data(self) -> None:
         """Write everything the protocol has queued in one ``transport.write``."""
