@@ -153,6 +153,14 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "'websocketd --address 127.0.0.1 --port {port} tail -n0 -F {file}'",
     )
     bench.add_argument("--processes", type=int, metavar="N", help="client processes (2)")
+    bench.add_argument(
+        "--tty", action="store_true", help="instead: logtv watch's terminal bytes, vs tail -f"
+    )
+    bench.add_argument(
+        "--tui", action="store_true", help="instead: logtv watch's drain rate and key latency"
+    )
+    bench.add_argument("--rates", metavar="R,R", help="--tty/--tui: lines/s (100,1000)")
+    bench.add_argument("--seconds", type=float, metavar="S", help="--tty: seconds per run (10)")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': only)")
 
 
@@ -310,6 +318,18 @@ def _demo(args: argparse.Namespace) -> int:
     )
 
 
+def _viewer_bench(args: argparse.Namespace) -> int:
+    """`bench --tty` / `bench --tui`: the viewer's side, each with its own small option set."""
+    argv = [] if args.rates is None else ["--rates", args.rates]
+    if args.tty:
+        from logtv.bench.tty import main as tty_bench
+
+        return tty_bench(argv + ([] if args.seconds is None else ["--seconds", str(args.seconds)]))
+    from logtv.bench.tui import main as tui_bench
+
+    return tui_bench(argv + ([] if args.lines is None else ["--lines", str(args.lines)]))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -323,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _watch(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "bench" and (args.tty or args.tui):
+            return _viewer_bench(args)
         if args.command == "bench":
             from logtv.bench.runner import main as bench
 

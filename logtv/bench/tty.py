@@ -28,9 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyte
-
 from logtv.bench.procs import cpu_seconds
+
+try:
+    import pyte
+except ImportError:  # pragma: no cover - pyte comes with the "bench" and "test" extras
+    pyte = None
 
 __all__ = ["TtyResult", "main", "measure_viewer"]
 
@@ -304,6 +307,9 @@ def report(results: Sequence[TtyResult]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if pyte is None:
+        print("logtv: error: bench --tty needs pyte: pip install 'logtv[bench]'", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="logtv bench --tty")
     parser.add_argument("--rates", default="100,1000", help="lines per second, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of lines per run")
