@@ -449,3 +449,19 @@ async def test_stalled_client_is_closed(tmp_path, start_server, connect_peer):
     await fast.lines(100_000, timeout=30)
     writer.join()
     await wait_for(lambda: server.hub.health()["clients"] == 1, timeout=10, what="stall close")
+
+
+async def test_backlog_larger_than_buffer_replays_what_there_is(
+    tmp_path, start_server, connect_peer
+):
+    """A backlog beyond the buffer replays every buffered line and no gap, as for `all`."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    server = await start_server({"app": log}, backlog=10)
+    write_lines(log, [f"l{i}" for i in range(1, 31)])
+    await wait_for(lambda: server.hub.sources["app"].seq == 30, what="30 lines read")
+    peer = await connect_peer(server)
+    ack = await peer.subscribe("app", backlog=25)
+    assert ack["seq"] == {"app": 20}
+    assert seqs(await peer.lines(10)) == list(range(21, 31))
+    assert not [m for m in peer.seen if m["type"] == "gap"]

@@ -436,9 +436,14 @@ class Hub:
         self._receivers = None
 
     def _recent_counts(self, targets: list[Source], backlog: int) -> dict[str, int]:
-        """How many of each source's last lines make up the ``backlog`` most recent overall."""
+        """How many of each source's last lines make up the ``backlog`` most recent overall.
+
+        Never more than is buffered: a backlog asks for "up to N", so it replays what there is
+        without a gap (``since`` is the request that reports lines it can no longer give).
+        """
         if len(targets) == 1:
-            return {targets[0].name: backlog}
+            source = targets[0]
+            return {source.name: min(backlog, source.seq - source.oldest_buffered + 1)}
         newest_first = [
             ((-chunk.read_at, -chunk.first_seq, source.name, len(chunk.lines)))
             for source in targets
