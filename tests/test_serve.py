@@ -414,10 +414,11 @@ async def test_stats_and_health(tmp_path, start_server, connect_peer):
     stats = await peer.expect("stats", timeout=3)
     assert stats["sources"]["a"]["seq"] == 30 and stats["sources"]["a"]["rate"] > 0
     assert stats["sources"]["b"] == {"seq": 0, "rate": 0.0}
-    body = await asyncio.to_thread(
-        lambda: urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5).read()
+    response = await asyncio.to_thread(
+        urllib.request.urlopen, f"http://127.0.0.1:{server.port}/healthz", timeout=5
     )
-    health = json.loads(body)
+    assert response.headers.get_all("Content-Type") == ["application/json"]
+    health = json.loads(response.read())
     assert health["clients"] == 1
     assert {"name": "a", "state": "following", "seq": 30} in health["sources"]
 

@@ -257,6 +257,7 @@ class LogServer:
         if path == "/healthz":
             health = self.hub.health(verdict.sources)
             response = connection.respond(HTTPStatus.OK, json.dumps(health) + "\n")
+            del response.headers["Content-Type"]  # respond() set text/plain; headers append
             response.headers["Content-Type"] = "application/json"
             return response
         if path != PATH:
