@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -275,3 +276,30 @@ async def test_once_exits_1_when_nothing_listens():
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.return_code is not None, timeout=10)
     assert app.return_code == 1
+
+
+async def test_times_wrap_and_clear(tmp_path, start_server):
+    """`t` prefixes receive times, `w` wraps a long line over rows, `c` clears the pane."""
+    server, auth, _ = await two_sources(tmp_path, start_server)
+    app = make_app(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: all_acked(app))
+        long_line = "start " + "word " * 60 + "end"
+        write_lines(auth, ["short one", long_line])
+        await until(pilot, lambda: len(app.scrollback) == 2)
+        await pilot.pause(0.1)
+        rows = [r.rstrip() for r in screen_rows(app.log_view) if r.strip()]
+        assert len(rows) == 2 and not rows[1].endswith("end")  # cut at the pane's edge
+        await pilot.press("t")
+        await pilot.pause(0.1)
+        rows = [r for r in screen_rows(app.log_view) if r.strip()]
+        assert re.match(r"\d\d:\d\d:\d\d\.\d{3} auth short one", rows[0])
+        await pilot.press("t", "w")
+        await pilot.pause(0.1)
+        rows = [r.rstrip() for r in screen_rows(app.log_view) if r.strip()]
+        assert len(rows) > 3 and rows[-1].endswith("end")  # the long line over several rows
+        assert "".join(rows).count("word") == 60
+        await pilot.press("c")
+        await pilot.pause(0.1)
+        assert len(app.scrollback) == 0
+        assert not any(r.strip() for r in screen_rows(app.log_view))
