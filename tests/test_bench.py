@@ -259,3 +259,6 @@ def test_sustained_verdict_and_bound() -> None:
     assert bound_by({"server_cpu_percent": 99, "busy_cores": 2.0}, 0, 2) == (
         "server CPU + all cores busy"
     )
+    assert bound_by({"busy_cores": 1.9, "other_cores": 1.2}, 0, 2) == (
+        "all cores busy + 1.2 cores outside the bench"
+    )

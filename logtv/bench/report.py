@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from logtv.bench.sustained import FULL, LATENCY_CLIENTS, QUICK, SATURATED, WRITER_SHARE
+from logtv.bench.sustained import (
+    FULL,
+    LATENCY_CLIENTS,
+    OTHER_CORES,
+    QUICK,
+    SATURATED,
+    WRITER_SHARE,
+)
 
 #: Shorter deliveries than this (s) are too short for a CPU percentage (ticks are 10 ms).
 MIN_SPAN = 0.5
@@ -215,6 +222,13 @@ def _client_load(figures: dict[str, Any] | None) -> str:
     return text + (" SATURATED" if top >= SATURATED else "")
 
 
+def _busy(figures: dict[str, Any] | None) -> str:
+    """Busy cores during the run, and how many of them were busy with something else."""
+    if not figures or "busy_cores" not in figures:
+        return "-"
+    return f"{figures['busy_cores']:.2f} ({figures.get('other_cores', 0):.2f})"
+
+
 def _failed(search: dict[str, Any] | None) -> str:
     if not search or not search.get("failed"):
         return "-"
@@ -229,7 +243,7 @@ SUSTAINED: list[Metric] = [
     ("lost/dup/reord", _best(integrity), ""),
     ("server CPU, RSS", _best(_cpu), ""),
     ("clients CPU", _best(_client_load), ""),
-    ("busy cores", _best(lambda f: "-" if not f else f"{f['busy_cores']:.2f}"), ""),
+    ("busy cores (not bench)", _best(_busy), ""),
     ("next rate: failed by", _failed, ""),
     ("  saturated there", lambda s: (s.get("failed") or {}).get("bound", "-") if s else "-", ""),
 ]
@@ -379,10 +393,23 @@ def _sustained_notes(results: dict[str, Any]) -> list[str]:
         f"{LATENCY_CLIENTS} clients per run); ratio = logtv / peer",
         f"sustained 'clients CPU' = the busiest client process, % of one core (>= "
         f"{SATURATED:g}%: SATURATED, the bench not the server is the limit); 'busy cores' = "
-        "the whole machine during that probe; 'saturated there' = what was at >= "
+        "the whole machine during that probe, and in () those busy with neither the server, "
+        "the clients nor the writer (other processes; kernel work no process is charged "
+        "for); 'saturated there' = what was at >= "
         f"{SATURATED:g}% of its cores in the lowest failed probe above (writer, clients, "
         "server, all cores busy)",
     ]
+    others = [
+        probe["figures"].get("other_cores", 0.0)
+        for search in results["sustained"]
+        for probe in search["probes"]
+    ]
+    if max(others, default=0.0) > OTHER_CORES:
+        found.append(
+            f"WARNING: up to {max(others):.2f} cores were busy outside the bench's processes "
+            "during sustained probes: if other processes ran, the rates are lower than on an "
+            "idle machine"
+        )
     for search in results["sustained"]:
         tried = ", ".join(
             f"{probe['rate']:,.0f} {probe['verdict'] or 'ok'}" for probe in search["probes"]

@@ -225,6 +225,17 @@ def _figures(
     return figures
 
 
+def _other_cores(figures: dict[str, Any]) -> float:
+    """Cores busy over the run with neither the server, the clients nor the writer: other
+    processes, and kernel work no process is charged for (some of the loopback's)."""
+    wall = figures.get("wall_seconds", 0.0)
+    if wall <= 0:
+        return 0.0
+    writer = figures.get("writer") or {}
+    ours = figures["server_cpu_seconds"] + figures.get("cpu_seconds", 0.0)
+    return max(0.0, figures["busy_cores"] - (ours + writer.get("cpu_seconds", 0.0)) / wall)
+
+
 def _latencies(paths: list[Path]) -> dict[str, float]:
     samples: array[int] = array("q")
     for path in paths:
@@ -257,6 +268,7 @@ def run_load(start: Callable[[Path], Target], load: Load, workdir: Path) -> dict
         figures = _figures(results, load, before, _Reading.take(pids), pids)
         if writer is not None:
             figures["writer"] = written or writer.read_event("", 10) or {}
+        figures["other_cores"] = _other_cores(figures)
         if load.latency:
             figures["latency"] = _latencies([path for _, path in workers if path is not None])
         figures["errors"] = figures["errors"] + errors

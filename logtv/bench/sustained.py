@@ -26,12 +26,24 @@ from typing import Any
 from logtv.bench.scenarios import Load, run_load
 from logtv.bench.targets import StartError, Target
 
-__all__ = ["FULL", "QUICK", "Probe", "Search", "bound_by", "find_rate", "search", "verdict"]
+__all__ = [
+    "FULL",
+    "OTHER_CORES",
+    "QUICK",
+    "Probe",
+    "Search",
+    "bound_by",
+    "find_rate",
+    "search",
+    "verdict",
+]
 
 #: A process at this % of one core (or more) is saturated.
 SATURATED = 90.0
 #: The writer must reach this share of the asked rate, or the probe measured the writer.
 WRITER_SHARE = 0.95
+#: More cores than this busy outside the bench's processes is worth saying (other load).
+OTHER_CORES = 0.3
 #: About this many clients per run parse the latency stamps (the rest only count seqs).
 LATENCY_CLIENTS = 4
 
@@ -111,6 +123,8 @@ def bound_by(figures: dict[str, Any], rate: float, cores: int) -> str:
         found.append("server CPU")
     if _get(figures, "busy_cores") >= cores * SATURATED / 100:
         found.append("all cores busy")
+    if _get(figures, "other_cores") > OTHER_CORES:
+        found.append(f"{_get(figures, 'other_cores'):.1f} cores outside the bench")
     return " + ".join(found) or "no CPU saturated"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -47,7 +48,13 @@ def write_lines(path: str, count: int, rate: float | None) -> dict[str, float]:
         "bytes": written,
         "seconds": seconds,
         "rate": count / seconds if seconds > 0 else 0.0,
+        "cpu_seconds": _cpu_seconds(),
     }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: Sequence[str] | None = None) -> int:
