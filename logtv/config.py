@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 import stat
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -19,7 +20,9 @@ from typing import Any
 from logtv.protocol import ALL, SOURCE_NAME_RE
 
 __all__ = [
+    "COMMAND_PREFIX",
     "DEFAULT_PORT",
+    "CommandSource",
     "WELL_KNOWN_LOGS",
     "ConfigError",
     "ServerConfig",
@@ -33,6 +36,9 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 8765
+
+#: ``--source NAME=command:CMDLINE`` follows a command's stdout instead of a file.
+COMMAND_PREFIX = "command:"
 
 #: Files followed when no source is named: (source name, path under /var/log).
 WELL_KNOWN_LOGS: tuple[tuple[str, str], ...] = (
@@ -80,6 +86,27 @@ class TokenGrant:
     token_file: Path | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CommandSource:
+    """A source that is a command's stdout: its argument vector, run without a shell."""
+
+    #: The command line as the user wrote it (for the log).
+    cmdline: str
+    #: ``shlex.split(cmdline)``: the program and its arguments, passed to exec as they are.
+    argv: tuple[str, ...]
+
+
+def parse_command(cmdline: str, what: str) -> CommandSource:
+    """Split a command line the way a POSIX shell would (quotes, backslashes), never run one."""
+    try:
+        argv = tuple(shlex.split(cmdline))
+    except ValueError as exc:  # an unclosed quote
+        raise ConfigError(f"{what}: cannot split the command line {cmdline!r}: {exc}") from None
+    if not argv:
+        raise ConfigError(f"{what}: the command line is empty")
+    return CommandSource(cmdline, argv)
+
+
 def is_loopback_host(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and ``localhost``: only this machine can reach the socket.
 
@@ -121,8 +148,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     #: TCP port; 0 picks a free one (the listening line says which).
     port: int = DEFAULT_PORT
-    #: Source name -> file path, in the order the viewers list them.
-    sources: Mapping[str, Path] = field(default_factory=dict)
+    #: Source name -> file path (or command), in the order the viewers list them.
+    sources: Mapping[str, Path | CommandSource] = field(default_factory=dict)
     #: Lines kept per source for new subscribers (and for resuming after a reconnect).
     backlog: int = 200
     #: Bytes of output that may wait for one client before its oldest lines are dropped.
@@ -182,7 +209,8 @@ class ServerConfig:
             raise ConfigError(f"log-level must be one of {', '.join(_LOG_LEVELS)}")
         for name, path in self.sources.items():
             check_source_name(name)
-            check_source_path(name, path)
+            if not isinstance(path, CommandSource):
+                check_source_path(name, path)
         self._check_network()
         config = self._with_tokens_read()
         if not config.grants() and not is_loopback_host(config.host) and not config.insecure:
@@ -270,18 +298,25 @@ def check_source_path(name: str, path: Path) -> None:
         raise ConfigError(f"source {name!r}: {path} is not a regular file (a FIFO or device?)")
 
 
-def parse_source(spec: str) -> tuple[str, Path]:
-    """Read a ``--source NAME=PATH`` argument."""
+def parse_source(spec: str) -> tuple[str, Path | CommandSource]:
+    """Read a ``--source NAME=PATH`` or ``--source NAME=command:CMDLINE`` argument.
+
+    A file whose name starts with ``command:`` can still be followed as ``./command:…``.
+    """
     name, sep, path = spec.partition("=")
     if not sep or not name or not path:
-        raise ConfigError(f"--source {spec!r} must look like NAME=PATH")
+        raise ConfigError(f"--source {spec!r} must look like NAME=PATH or NAME=command:CMDLINE")
     check_source_name(name)
+    if path.startswith(COMMAND_PREFIX):
+        return name, parse_command(path[len(COMMAND_PREFIX) :], f"--source {name}")
     return name, Path(path).expanduser()
 
 
 def add_sources(
-    existing: Mapping[str, Path], pairs: Iterable[tuple[str, Path]], origin: str
-) -> dict[str, Path]:
+    existing: Mapping[str, Path | CommandSource],
+    pairs: Iterable[tuple[str, Path | CommandSource]],
+    origin: str,
+) -> dict[str, Path | CommandSource]:
     sources = dict(existing)
     for name, path in pairs:
         if name in sources:
@@ -314,7 +349,8 @@ _SECONDS_KEYS = ("stall_timeout", "ping_interval", "ping_timeout", "handshake_ti
 
 
 def load_config(path: Path) -> ServerConfig:
-    """Read a TOML config: options at the top, ``[sources.NAME] path = "…"``, ``[tokens.NAME]``."""
+    """Read a TOML config: options at the top, ``[sources.NAME] path = "…"`` (or
+    ``command = "…"``), ``[tokens.NAME]``."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -352,15 +388,26 @@ def config_from_mapping(document: Mapping[str, Any], *, origin: str) -> ServerCo
         raise ConfigError(f"{origin}: [sources] must be a table of [sources.NAME] tables")
     pairs = []
     for name, table in tables.items():
-        if not isinstance(table, dict) or not isinstance(table.get("path"), str):
-            raise ConfigError(f'{origin}: [sources.{name}] needs path = "/path/to/file"')
-        unknown = set(table) - {"path"}
-        if unknown:
-            raise ConfigError(f"{origin}: [sources.{name}] has unknown keys {sorted(unknown)}")
-        check_source_name(name)
-        pairs.append((name, Path(table["path"]).expanduser()))
+        pairs.append((name, _source_table(name, table, origin)))
     options["sources"] = add_sources({}, pairs, origin)
     return ServerConfig(**options)
+
+
+def _source_table(name: str, table: Any, origin: str) -> Path | CommandSource:
+    """``[sources.NAME]`` with exactly one of ``path = "…"`` and ``command = "…"``."""
+    where = f"{origin}: [sources.{name}]"
+    keys = set(table) & {"path", "command"} if isinstance(table, dict) else set()
+    if len(keys) != 1 or not isinstance(table[next(iter(keys))], str):
+        raise ConfigError(f'{where} needs path = "/path/to/file" or command = "program args…"')
+    unknown = set(table) - {"path", "command"}
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {sorted(unknown)}")
+    check_source_name(name)
+    if "command" in table:
+        return parse_command(table["command"], where)
+    if table["path"].startswith(COMMAND_PREFIX):
+        raise ConfigError(f'{where}: write command = "…" for a command, not path = "command:…"')
+    return Path(table["path"]).expanduser()
 
 
 def _strings(value: list[Any], origin: str, key: str) -> list[str]:

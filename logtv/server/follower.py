@@ -20,6 +20,7 @@ __all__ = [
     "MISSING",
     "UNREADABLE",
     "Follower",
+    "LineSplitter",
     "NotRegularFile",
     "Poll",
     "open_regular",
@@ -59,6 +60,86 @@ def open_regular(path: Path) -> int:
     return fd
 
 
+class LineSplitter:
+    r"""Bytes in, lines out: the line hygiene shared by files and commands.
+
+    Splits on ``\n`` only, drops the ``\r`` of a ``\r\n``, decodes UTF-8 with U+FFFD for
+    invalid bytes and cuts a line longer than ``max_line`` bytes with ``…[logtv: N bytes cut]``.
+    The unfinished last line is held (at most ``max_line + 1`` bytes of it, and the count of what
+    was cut) until its newline comes or the owner flushes it.
+    """
+
+    __slots__ = ("max_line", "partial", "partial_cut", "partial_since")
+
+    def __init__(self, max_line: int) -> None:
+        self.max_line = max_line
+        self.partial = b""
+        self.partial_cut = 0
+        #: When bytes were last added to the partial line (the caller's clock).
+        self.partial_since = 0.0
+
+    @property
+    def pending(self) -> bool:
+        """True while an unfinished line is held."""
+        return bool(self.partial or self.partial_cut)
+
+    def split(self, chunk: bytes, lines: list[str], now: float) -> None:
+        """Append the complete lines in ``partial + chunk``; keep the rest as the partial line."""
+        last_newline = chunk.rfind(b"\n")
+        if last_newline < 0:
+            self.take_partial(chunk, now)
+            return
+        first_newline = chunk.find(b"\n")
+        if self.pending:
+            self.take_partial(chunk[:first_newline], now)
+            lines.append(self.flush())
+            body = chunk[first_newline + 1 : last_newline + 1]
+        else:
+            body = chunk[: last_newline + 1]
+        rest = chunk[last_newline + 1 :]
+        if body:
+            raw_lines = body[:-1].split(b"\n")
+            if max(map(len, raw_lines)) > self.max_line:
+                lines.extend(self.decode(raw, 0) for raw in raw_lines)
+            else:
+                text = body[:-1].decode("utf-8", "replace")
+                if "\r" in text:
+                    text = text.replace("\r\n", "\n")
+                    if text.endswith("\r"):
+                        text = text[:-1]
+                lines.extend(text.split("\n"))
+        if rest:
+            self.take_partial(rest, now)
+
+    def take_partial(self, piece: bytes, now: float) -> None:
+        """Hold an unfinished line, keeping at most ``max_line`` bytes of it (and the count cut)."""
+        if not piece:
+            return
+        self.partial_since = now
+        room = self.max_line + 1 - len(self.partial)
+        if len(piece) > room:
+            self.partial_cut += len(piece) - max(room, 0)
+            piece = piece[: max(room, 0)]
+        self.partial += piece
+
+    def flush(self) -> str:
+        line = self.decode(self.partial, self.partial_cut)
+        self.partial = b""
+        self.partial_cut = 0
+        return line
+
+    def decode(self, raw: bytes, cut: int) -> str:
+        if raw.endswith(b"\r") and not cut:
+            raw = raw[:-1]
+        if len(raw) > self.max_line:
+            cut += len(raw) - self.max_line
+            raw = raw[: self.max_line]
+        text = raw.decode("utf-8", "replace")
+        if cut:
+            text += f" …[logtv: {cut:,} bytes cut]"
+        return text
+
+
 @dataclass(slots=True)
 class Poll:
     """What one look at the file found: complete lines, file events, and whether more is unread."""
@@ -87,11 +168,14 @@ class Follower:
         self._identity: tuple[int, int] | None = None
         self._fingerprint = b""
         self._offset = 0
-        self._partial = b""
-        self._partial_cut = 0
-        self._partial_since = 0.0
+        self._lines = LineSplitter(max_line)
         #: When the path was first seen missing while the old file was still open.
         self._gone_since: float | None = None
+
+    @property
+    def _partial(self) -> bytes:
+        """The unfinished last line's bytes (as held by the splitter)."""
+        return self._lines.partial
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -108,13 +192,13 @@ class Follower:
             tail = os.pread(self._fd, size - start, start)
             if start > 0:  # the first piece is the end of a line we did not read whole
                 tail = tail[tail.find(b"\n") + 1 :]
-            self._split(tail, result.lines, now)
+            self._lines.split(tail, result.lines, now)
             del result.lines[:-backlog]
         else:
             # Hold what follows the last newline as the partial line, so it is not lost.
             last_newline = self._last_newline(size)
             if last_newline < size:
-                self._take_partial(os.pread(self._fd, size - last_newline, last_newline), now)
+                self._lines.take_partial(os.pread(self._fd, size - last_newline, last_newline), now)
         return result
 
     def close(self) -> None:
@@ -140,8 +224,9 @@ class Follower:
                 self._check_replaced(result, now)
         except OSError as exc:
             self._lose(UNREADABLE, f"read failed: {exc.strerror or exc}", result, now)
-        if self._partial and not result.more and now - self._partial_since >= self.flush_after:
-            result.lines.append(self._flush_partial())
+        held = self._lines
+        if held.partial and not result.more and now - held.partial_since >= self.flush_after:
+            result.lines.append(self._lines.flush())
         return result
 
     # -- internals ------------------------------------------------------------------------------
@@ -183,7 +268,7 @@ class Follower:
     def _lose(self, state: str, problem: str, result: Poll, now: float) -> None:
         """The file is gone or unusable: keep its unfinished line, close it, wait for a new one."""
         if self._partial:
-            result.lines.append(self._flush_partial())
+            result.lines.append(self._lines.flush())
         self.close()
         self._set_state(state, problem, result)
 
@@ -197,8 +282,8 @@ class Follower:
         size = os.fstat(self._fd).st_size
         head = os.pread(self._fd, FINGERPRINT, 0) if size else b""
         if size < self._offset or not head.startswith(self._fingerprint):
-            if self._partial or self._partial_cut:
-                result.lines.append(self._flush_partial())
+            if self._lines.pending:
+                result.lines.append(self._lines.flush())
             self._offset = 0
             result.note("truncated", self.state)
             log.info("%s: truncated, reading from the start", self.path)
@@ -228,7 +313,7 @@ class Follower:
             return
         # The old file was read to its end above; switch to the new one from byte 0.
         if self._partial:
-            result.lines.append(self._flush_partial())
+            result.lines.append(self._lines.flush())
         self.close()
         if self._open(result, now):
             result.note("rotated", self.state)
@@ -246,66 +331,10 @@ class Follower:
                 return
             self._offset += len(chunk)
             budget -= len(chunk)
-            self._split(chunk, result.lines, now)
+            self._lines.split(chunk, result.lines, now)
             if len(chunk) < CHUNK:
                 return
         result.more = True
-
-    def _split(self, chunk: bytes, lines: list[str], now: float) -> None:
-        """Append the complete lines in ``partial + chunk``; keep the rest as the partial line."""
-        last_newline = chunk.rfind(b"\n")
-        if last_newline < 0:
-            self._take_partial(chunk, now)
-            return
-        first_newline = chunk.find(b"\n")
-        if self._partial or self._partial_cut:
-            self._take_partial(chunk[:first_newline], now)
-            lines.append(self._flush_partial())
-            body = chunk[first_newline + 1 : last_newline + 1]
-        else:
-            body = chunk[: last_newline + 1]
-        rest = chunk[last_newline + 1 :]
-        if body:
-            raw_lines = body[:-1].split(b"\n")
-            if max(map(len, raw_lines)) > self.max_line:
-                lines.extend(self._decode(raw, 0) for raw in raw_lines)
-            else:
-                text = body[:-1].decode("utf-8", "replace")
-                if "\r" in text:
-                    text = text.replace("\r\n", "\n")
-                    if text.endswith("\r"):
-                        text = text[:-1]
-                lines.extend(text.split("\n"))
-        if rest:
-            self._take_partial(rest, now)
-
-    def _take_partial(self, piece: bytes, now: float) -> None:
-        """Hold an unfinished line, keeping at most ``max_line`` bytes of it (and the count cut)."""
-        if not piece:
-            return
-        self._partial_since = now
-        room = self.max_line + 1 - len(self._partial)
-        if len(piece) > room:
-            self._partial_cut += len(piece) - max(room, 0)
-            piece = piece[: max(room, 0)]
-        self._partial += piece
-
-    def _flush_partial(self) -> str:
-        line = self._decode(self._partial, self._partial_cut)
-        self._partial = b""
-        self._partial_cut = 0
-        return line
-
-    def _decode(self, raw: bytes, cut: int) -> str:
-        if raw.endswith(b"\r") and not cut:
-            raw = raw[:-1]
-        if len(raw) > self.max_line:
-            cut += len(raw) - self.max_line
-            raw = raw[: self.max_line]
-        text = raw.decode("utf-8", "replace")
-        if cut:
-            text += f" …[logtv: {cut:,} bytes cut]"
-        return text
 
     def _last_newline(self, size: int) -> int:
         """Offset just past the last newline before ``size`` (0 if none), reading backwards."""

@@ -6,6 +6,7 @@ Three threads meet here, and each does one thing:
   burst of unrelated events in ``/var/log`` cannot stall it);
 - the reader thread polls the dirty :class:`Follower` objects, and every second all of them (the
   safety re-stat that catches what inotify's queue dropped, and flushes old partial lines);
+- each command source (:mod:`logtv.server.command`) has a thread that reads the command's pipes;
 - the asyncio loop gets the lines through one door, :meth:`Tailer._hand_over`, which batches all
   updates since the last hand-over into one ``call_soon_threadsafe`` call.
 
@@ -29,6 +30,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from logtv.config import CommandSource
+from logtv.server.command import CommandFollower
 from logtv.server.follower import Follower, Poll
 
 __all__ = ["SourceUpdate", "Tailer"]
@@ -72,16 +75,23 @@ class Tailer:
 
     def __init__(
         self,
-        paths: dict[str, Path],
+        paths: dict[str, Path | CommandSource],
         *,
         on_updates: Callable[[list[SourceUpdate]], None],
         max_line: int,
         restat_interval: float = 1.0,
         observer_factory: Callable[[], BaseObserver] = Observer,
     ) -> None:
-        self.followers = {name: Follower(path, max_line=max_line) for name, path in paths.items()}
+        files = {name: path for name, path in paths.items() if isinstance(path, Path)}
+        self.followers = {name: Follower(path, max_line=max_line) for name, path in files.items()}
+        #: Command sources: each has a thread of its own that hands over through the same door.
+        self.commands = {
+            name: CommandFollower(name, command, hand_over=self._hand_over_one, max_line=max_line)
+            for name, command in paths.items()
+            if isinstance(command, CommandSource)
+        }
         self.names_by_path: dict[str, tuple[str, ...]] = {}
-        for name, path in paths.items():
+        for name, path in files.items():
             for alias in {os.path.abspath(path), os.path.realpath(path)}:
                 self.names_by_path[alias] = (*self.names_by_path.get(alias, ()), name)
         self._on_updates = on_updates
@@ -117,13 +127,19 @@ class Tailer:
         self._observer = self._start_observer()
         self._thread = threading.Thread(target=self._read_forever, name="logtv-reader", daemon=True)
         self._thread.start()
+        for command in self.commands.values():
+            command.start()
 
     def stop(self) -> None:
-        """Stop the observer and the reader, and close the files."""
+        """Stop the observer and the reader, close the files, terminate the commands."""
         self._stopping.set()
         self._wake.set()
         with self._lock:
             self._drained.notify_all()
+        for command in self.commands.values():
+            command.terminate()  # SIGTERM every command first: their grace periods overlap
+        for command in self.commands.values():
+            command.stop()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=2)
@@ -219,6 +235,12 @@ class Tailer:
                     return
             while self._inbox_lines > MAX_PENDING_LINES and not self._stopping.is_set():
                 self._drained.wait(timeout=0.5)
+
+    def _hand_over_one(
+        self, name: str, lines: list[str], events: list[tuple[int, str, str]], state: str
+    ) -> None:
+        """The door as a command source's thread uses it: one source's lines and events."""
+        self._hand_over([SourceUpdate(name, lines, events, state, time.time())])
 
     def _deliver(self) -> None:
         """On the loop: take everything the reader queued and hand it to the broadcaster."""
