@@ -111,21 +111,22 @@ def verdict(figures: dict[str, Any], rate: float, lag_limit: float) -> str:
 
 
 def bound_by(figures: dict[str, Any], rate: float, cores: int) -> str:
-    """What was saturated in a run: the writer, the clients (the bench), the server, all cores."""
+    """What was saturated in a run: the writer (short of its rate), the busiest client process
+    (the bench), the server, all cores; and cores busy outside the bench ("+N other")."""
     found = []
     if _get(figures.get("writer") or {}, "rate") < WRITER_SHARE * rate:
         found.append("writer")
     if _get(figures, "client_cpu_max_percent") >= SATURATED:
-        found.append("clients CPU")
+        found.append("clients")
     if _get(figures, "server_cpu_percent") >= SATURATED * min(
         cores, figures.get("server_processes", 1)
     ):
-        found.append("server CPU")
+        found.append("server")
     if _get(figures, "busy_cores") >= cores * SATURATED / 100:
-        found.append("all cores busy")
+        found.append("all cores")
     if _get(figures, "other_cores") > OTHER_CORES:
-        found.append(f"{_get(figures, 'other_cores'):.1f} cores outside the bench")
-    return " + ".join(found) or "no CPU saturated"
+        found.append(f"+{_get(figures, 'other_cores'):.1f} other")
+    return ", ".join(found) or "none"
 
 
 def _nice(rate: float) -> float:
