@@ -71,13 +71,32 @@ async def test_lines_arrive_in_order_with_contiguous_seq(start_server, connect_p
     assert server.hub.health(None)["sources"][0]["name"] == "cmd"
 
 
+async def test_replay_and_stats_as_for_files(start_server, connect_peer):
+    """A command's lines are buffered for backlog and since replays and counted in stats."""
+    code = "import time\nfor i in range(1, 11): print(f'n{i}', flush=True)\ntime.sleep(60)"
+    server = await start_server({"cmd": python(code)}, backlog=5)
+    await wait_for(lambda: server.hub.sources["cmd"].seq == 10, what="ten lines")
+    late = await connect_peer(server)
+    assert late.hello["sources"] == [{"name": "cmd", "state": "following", "seq": 10}]
+    ack = await late.subscribe("cmd", backlog=3)
+    assert ack["seq"] == {"cmd": 7}
+    assert await late.lines(3) == [("cmd", 8, "n8"), ("cmd", 9, "n9"), ("cmd", 10, "n10")]
+    resumed = await connect_peer(server)
+    await resumed.subscribe("cmd", since=2)  # older than the ring: a gap, then what it holds
+    gap = await resumed.expect("gap")
+    assert (gap["from_seq"], gap["to_seq"]) == (3, 5)
+    assert [seq for _, seq, _ in await resumed.lines(5)] == [6, 7, 8, 9, 10]
+    stats = await resumed.expect("stats", timeout=3)
+    assert stats["sources"]["cmd"]["seq"] == 10
+
+
 async def test_exit_is_logged_and_the_command_restarted(start_server, connect_peer, caplog):
     """A command that exits is logged with its code, shown as missing, and started again."""
     caplog.set_level(logging.INFO, logger="logtv")
     server = await start_server({"once": python("print('hello'); raise SystemExit(3)")})
     peer = await connect_peer(server)
     await peer.subscribe("once", backlog=10)  # the first run may have printed before this
-    lines = await peer.lines(3, timeout=8)
+    lines = await peer.lines(3, timeout=10)
     assert lines == [("once", 1, "hello"), ("once", 2, "hello"), ("once", 3, "hello")]
     # Between the second run's line and the third's: the exit, then the restart.
     frames = [m for m in peer.seen if m["type"] != "stats"]
