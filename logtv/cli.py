@@ -71,7 +71,12 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 def _tail_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tail = commands.add_parser("tail", help="print a server's lines to stdout")
     tail.add_argument("server", metavar="HOST:PORT", help="server address or ws:// URL")
-    tail.add_argument("sources", nargs="*", metavar="SOURCE", help="sources (default: all)")
+    tail.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE|HOST:PORT",
+        help="sources (default: all); more servers: HOST:PORT, [::1]:PORT or ws:// URLs",
+    )
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--raw", action="store_true", help="lines unescaped (not to a terminal)")
     tail.add_argument("--backlog", type=int, default=10, help="recent lines to start with (10)")
@@ -81,7 +86,12 @@ def _tail_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _watch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     watch = commands.add_parser("watch", help="the terminal UI: sources and a live log pane")
     watch.add_argument("server", metavar="HOST:PORT", help="server address or ws:// URL")
-    watch.add_argument("sources", nargs="*", metavar="SOURCE", help="sources (default: all)")
+    watch.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE|HOST:PORT",
+        help="sources (default: all); more servers: HOST:PORT, [::1]:PORT or ws:// URLs",
+    )
     watch.add_argument("--backlog", type=int, default=200, help="recent lines to start with (200)")
     watch.add_argument("--max-lines", type=int, default=50_000, help="scrollback kept (50000)")
     watch.add_argument("--fps", type=float, help="log pane frames per second (30; 4 over SSH)")
@@ -262,46 +272,71 @@ async def _serve(config: ServerConfig) -> int:
 async def _tail(args: argparse.Namespace) -> int:
     from logtv.client.connection import LogClient
     from logtv.client.tail import run_tail
+    from logtv.client.targets import security_target, split_targets
 
     if args.raw and sys.stdout.isatty():
         raise CommandError("--raw prints log bytes unescaped: only into a pipe or a file")
-    token, context = client_security(args)
     try:
-        client = LogClient(
-            args.server,
-            sources=args.sources or ["all"],
-            backlog=args.backlog,
-            token=token,
-            ssl_context=context,
-        )
+        servers, sources = split_targets([args.server, *args.sources])
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    token, context = client_security(
+        argparse.Namespace(**{**vars(args), "server": security_target(servers)})
+    )
+    try:
+        clients = {}
+        for server in servers:  # one client per server; the same server twice is one
+            client = LogClient(
+                server,
+                sources=sources or ["all"],
+                backlog=args.backlog,
+                token=token,
+                ssl_context=context,
+            )
+            clients.setdefault(client.url, client)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+    async def close_all() -> None:
+        for client in clients.values():
+            await client.close()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGHUP):  # like Ctrl-C: end quietly, exit 0
-        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(client.close()))
-    return await run_tail(client, as_json=args.json, raw=args.raw)
+        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(close_all()))
+    return await run_tail(list(clients.values()), as_json=args.json, raw=args.raw)
 
 
 def _watch(args: argparse.Namespace) -> int:
     from logtv.client.app import WatchApp
     from logtv.client.connection import LogClient
+    from logtv.client.targets import security_target, split_targets
 
     if args.max_lines < 100:
         raise CommandError("--max-lines must be at least 100")
     if args.fps is not None and not 0.5 <= args.fps <= 120:
         raise CommandError("--fps must be from 0.5 to 120")
-    token, context = client_security(args)
     try:
-        client = LogClient(
-            args.server,
-            sources=args.sources or None,
-            backlog=args.backlog,
-            token=token,
-            ssl_context=context,
-        )
+        servers, sources = split_targets([args.server, *args.sources])
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    app = WatchApp(client, max_lines=args.max_lines, fps=args.fps, once=args.once)
+    token, context = client_security(
+        argparse.Namespace(**{**vars(args), "server": security_target(servers)})
+    )
+    try:
+        clients = {}
+        for server in servers:  # one client per server; the same server twice is one
+            client = LogClient(
+                server,
+                sources=sources or None,
+                backlog=args.backlog,
+                token=token,
+                ssl_context=context,
+            )
+            clients.setdefault(client.url, client)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    app = WatchApp(list(clients.values()), max_lines=args.max_lines, fps=args.fps, once=args.once)
     app.run()
     return app.return_code or 0
 

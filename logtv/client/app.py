@@ -12,11 +12,12 @@ import asyncio
 import os
 import re
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.style import Style
 from rich.text import Text
-from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -41,10 +42,10 @@ from logtv.client.connection import (
 from logtv.client.frugal import FrugalDriver
 from logtv.client.scrollback import GAP, LINE, NOTICE, Entry, Scrollback
 from logtv.client.widgets.log_view import LogView
-from logtv.client.widgets.sidebar import SourceList, SourceRow
+from logtv.client.widgets.sidebar import HostRow, SourceList, SourceRow
 from logtv.sanitize import sanitize
 
-__all__ = ["HELP_KEYS", "WatchApp", "default_fps"]
+__all__ = ["HELP_KEYS", "Rows", "WatchApp", "default_fps"]
 
 #: Frames per second over SSH (every byte crosses the link) and on a local terminal.
 SSH_FPS = 4.0
@@ -73,6 +74,39 @@ def default_fps() -> float:
     return SSH_FPS if os.environ.get("SSH_CONNECTION") else LOCAL_FPS
 
 
+@dataclass(eq=False)
+class _Server:
+    """One server of the view: its client, its label in tags, and how its connection is."""
+
+    client: LogClient
+    #: The tag prefix: the server's hello host name, or the address as given until it said hello.
+    label: str
+    host: str = ""
+    live: bool = False
+    state: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.client.url
+
+
+class Rows(dict[tuple[str, str], SourceRow]):
+    """The source rows keyed by (server URL, source); a bare source name finds it if unique."""
+
+    def __missing__(self, key: object) -> SourceRow:
+        if isinstance(key, str):
+            found = [row for (_, name), row in self.items() if name == key]
+            if len(found) == 1:
+                return found[0]
+        raise KeyError(key)
+
+    def get(self, key: object, default: SourceRow | None = None) -> SourceRow | None:  # type: ignore[override]
+        try:
+            return self[key]  # type: ignore[index]
+        except KeyError:
+            return default
+
+
 class HelpScreen(ModalScreen[None]):
     """The key bindings, one per row."""
 
@@ -88,7 +122,7 @@ class HelpScreen(ModalScreen[None]):
 
 
 class WatchApp(App[int]):
-    """A live view of one logtv server."""
+    """A live view of one logtv server, or of several side by side (tags become host/source)."""
 
     CSS_PATH = "logtv.tcss"
     TITLE = "logtv"
@@ -112,7 +146,7 @@ class WatchApp(App[int]):
 
     def __init__(
         self,
-        client: LogClient,
+        client: LogClient | Sequence[LogClient],
         *,
         max_lines: int = 50_000,
         fps: float | None = None,
@@ -125,14 +159,20 @@ class WatchApp(App[int]):
         super().__init__(ansi_color=frugal or None)
         if frugal:
             self.theme = "ansi-dark"
-        self.client = client
+        clients = [client] if isinstance(client, LogClient) else list(client)
+        #: The first server's client (the only one, usually).
+        self.client = clients[0]
+        self.servers = {c.url: _Server(c, c.target) for c in clients}
+        self.many = len(self.servers) > 1
         self.once = once
         self.save_dir = save_dir or Path.cwd()
         self.frame_interval = 1.0 / (fps or default_fps())
         self.scrollback = Scrollback(max_lines)
-        self.rows: dict[str, SourceRow] = {}
+        self.rows = Rows()
         self.host = ""
-        self.connection_state = f"connecting to {client.url}"
+        self.connection_state = (
+            f"0/{len(self.servers)} live" if self.many else f"connecting to {self.client.url}"
+        )
         self.lines_received = 0
         self.lines_lost = 0
         self.message = ""
@@ -180,106 +220,167 @@ class WatchApp(App[int]):
         self.log_view.focus()
         self._render_header()
         self._render_status()
+        if self.many:
+            self._set_sidebar_rows()  # the host rows, before any server said hello
         self._stream()
 
     # -- the connection -------------------------------------------------------------------------
 
-    @work(exclusive=True, group="connection")
-    async def _stream(self) -> None:
+    def _stream(self) -> None:
+        """One worker per server: each connects, reconnects and streams on its own."""
+        for server in self.servers.values():
+            self.run_worker(self._stream_from(server), group="connection")
+
+    async def _stream_from(self, server: _Server) -> None:
         # Under a flood every recv() finds a frame waiting and returns without suspending, so
         # this loop would starve the key handling; give the loop a turn every few milliseconds.
         turn = time.monotonic()
-        async for event in self.client.events():
-            self.handle_event(event)
+        async for event in server.client.events():
+            self.handle_event(event, server)
             now = time.monotonic()
             if now - turn > 0.004:
                 await asyncio.sleep(0.001)
                 turn = time.monotonic()
 
-    def handle_event(self, event: Event) -> None:
-        """Apply one server event to the app's state (called on the app's loop)."""
+    def _tag(self, server: _Server, source: str) -> str:
+        """What the pane shows before a line: the source, or host/source with several servers."""
+        return f"{server.label}/{source}" if self.many else source
+
+    def handle_event(self, event: Event, server: _Server | None = None) -> None:
+        """Apply one event of a server (the first by default) to the app's state."""
+        server = server or next(iter(self.servers.values()))
+        key = server.key
         if isinstance(event, Lines):
-            source = event.source
+            tag = self._tag(server, event.source)
             received = time.time()
             self.pending.extend(
-                Entry(LINE, source, line, received, seq)
+                Entry(LINE, tag, line, received, seq)
                 for seq, line in enumerate(event.lines, event.first_seq)
             )
             self.lines_received += len(event.lines)
-            row = self.rows.get(source)
+            row = self.rows.get((key, event.source))
             if row is not None:
                 row.seq = max(row.seq, event.first_seq + len(event.lines) - 1)
             self._schedule_flush()
         elif isinstance(event, Stats):
             for name, (seq, rate) in event.sources.items():
-                row = self.rows.get(name)
+                row = self.rows.get((key, name))
                 if row is not None:
                     row.seq, row.rate = max(row.seq, seq), rate
             self._schedule_sidebar()
         elif isinstance(event, Gap):
+            tag = self._tag(server, event.source)
             count = event.to_seq - event.from_seq + 1
             self.lines_lost += count
             reason = event.reason.replace("_", " ")
-            text = f"… {count:,} lines of {event.source} not received ({reason}) …"
-            self.pending.append(Entry(GAP, event.source, text, time.time()))
+            text = f"… {count:,} lines of {tag} not received ({reason}) …"
+            self.pending.append(Entry(GAP, tag, text, time.time()))
             self._schedule_flush()
         elif isinstance(event, Notice):
-            row = self.rows.get(event.source)
+            tag = self._tag(server, event.source)
+            row = self.rows.get((key, event.source))
             if row is not None:
                 row.state = event.state
                 self._schedule_sidebar(now=True)
-            text = f"— {event.source}: {event.event} ({event.state}) —"
-            self.pending.append(Entry(NOTICE, event.source, text, time.time()))
+            text = f"— {tag}: {event.event} ({event.state}) —"
+            self.pending.append(Entry(NOTICE, tag, text, time.time()))
             self._schedule_flush()
         elif isinstance(event, Reply):
-            self._on_reply(event)
+            self._on_reply(event, server)
         elif isinstance(event, Connected):
-            self._on_connected(event)
+            self._on_connected(event, server)
         elif isinstance(event, Disconnected):
-            self._on_disconnected(event)
+            self._on_disconnected(event, server)
         elif isinstance(event, Restarted):
             text = "… the server restarted: lines written while it was down may be missing …"
-            self.pending.append(Entry(GAP, "logtv", text, time.time()))
+            tag = server.label if self.many else "logtv"
+            self.pending.append(Entry(GAP, tag, text, time.time()))
             self._schedule_flush()
 
-    def _on_connected(self, event: Connected) -> None:
-        self.host = event.host
-        self.connection_state = "live"
-        wanted = self.client.subscriptions
-        rows = {}
-        for info in event.sources:
-            row = self.rows.get(info.name) or SourceRow(info.name)
-            row.state, row.seq = info.state, max(row.seq, info.seq)
-            row.wanted = wanted is None or info.name in wanted
-            row.acked = False
-            rows[info.name] = row
+    def _on_connected(self, event: Connected, server: _Server) -> None:
+        server.host, server.live, server.state = event.host, True, "live"
+        if self.many:
+            # Two servers calling themselves the same: tell them apart by their addresses.
+            taken = {s.label for s in self.servers.values() if s is not server}
+            server.label = event.host if event.host not in taken else server.client.target
+        else:
+            self.host = event.host
+        wanted = server.client.subscriptions
+        rows = Rows()
+        for other in self.servers.values():
+            if other is not server:
+                rows.update({k: r for k, r in self.rows.items() if k[0] == other.key})
+                continue
+            for info in event.sources:
+                key = (server.key, info.name)
+                row = self.rows.get(key) or SourceRow(info.name, server=server.key)
+                row.state, row.seq = info.state, max(row.seq, info.seq)
+                row.wanted = wanted is None or info.name in wanted
+                row.acked = False
+                row.down = False
+                rows[key] = row
         self.rows = rows
-        self.log_view.set_tag_width(list(rows))
-        self.source_list.set_rows(list(rows.values()))
+        if self.many:
+            tags = [f"{self.servers[s].label}/{n}" for s, n in rows]
+            self.log_view.set_tag_width(tags, limit=28)
+        else:
+            self.log_view.set_tag_width([n for _, n in rows])
+        self._update_connection_state()
+        self._set_sidebar_rows()
         self._render_header()
 
-    def _on_disconnected(self, event: Disconnected) -> None:
+    def _on_disconnected(self, event: Disconnected, server: _Server) -> None:
         if self.once and not event.ever_connected:
             self.exit(
-                return_code=1, message=f"logtv: cannot connect to {self.client.url}: {event.error}"
+                return_code=1,
+                message=f"logtv: cannot connect to {server.client.url}: {event.error}",
             )
             return
-        for row in self.rows.values():
-            row.acked = False
+        for key, row in self.rows.items():
+            if key[0] == server.key:
+                row.acked = False
+                row.down = self.many
         retry = f" in {event.retry_in:g}s" if event.retry_in is not None else ""
-        self.connection_state = f"reconnecting{retry}: {event.error}"
+        server.live, server.state = False, f"reconnecting{retry}: {event.error}"
+        self._update_connection_state()
         self._render_header()
         self._schedule_sidebar(now=True)
 
-    def _on_reply(self, event: Reply) -> None:
+    def _on_reply(self, event: Reply, server: _Server) -> None:
         if event.kind == "error":
-            self.message = f"server: {event.detail or event.error}"
+            said = f"{server.label}: " if self.many else ""
+            self.message = f"{said}server: {event.detail or event.error}"
             self._render_status()
             return
-        row = self.rows.get(event.source or "")
+        row = self.rows.get((server.key, event.source or ""))
         if row is not None:
             row.acked = event.kind == "subscribed"
             self._schedule_sidebar(now=True)
+
+    def _update_connection_state(self) -> None:
+        if not self.many:
+            self.connection_state = self.client_server.state
+            return
+        live = sum(s.live for s in self.servers.values())
+        self.connection_state = f"{live}/{len(self.servers)} live"
+
+    @property
+    def client_server(self) -> _Server:
+        return next(iter(self.servers.values()))
+
+    def _set_sidebar_rows(self) -> None:
+        hosts = None
+        if self.many:
+            hosts = [
+                HostRow(
+                    s.key,
+                    s.label,
+                    s.live,
+                    "live" if s.live else "down" if s.state else "connecting",
+                )
+                for s in self.servers.values()
+            ]
+        self.source_list.set_rows(list(self.rows.values()), hosts)
 
     # -- the frame budget ---------------------------------------------------------------------
 
@@ -309,19 +410,30 @@ class WatchApp(App[int]):
             if self._sidebar_timer is not None:
                 self._sidebar_timer.stop()
                 self._sidebar_timer = None
-            self.source_list.set_rows(list(self.rows.values()))
+            self._set_sidebar_rows()
         elif self._sidebar_timer is None:
             self._sidebar_timer = self.set_timer(1.0, self._refresh_sidebar)
 
     def _refresh_sidebar(self) -> None:
         self._sidebar_timer = None
-        self.source_list.set_rows(list(self.rows.values()))
+        self._set_sidebar_rows()
 
     # -- header and status --------------------------------------------------------------------
 
     def _render_header(self) -> None:
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         text.append("logtv", Style(bold=True))
+        if self.many:
+            servers = list(self.servers.values())
+            every = all(s.live for s in servers)
+            text.append("  ● " if every else "  ○ ", Style(color="green" if every else "yellow"))
+            text.append(self.connection_state, Style(dim=not every))
+            for server in servers:
+                text.append(f"  {sanitize(server.label)}", Style(bold=True, color="cyan"))
+                if not server.live:
+                    text.append(f" ({sanitize(server.state or 'connecting')})", Style(dim=True))
+            self.header_line.update(text)
+            return
         if self.host:
             text.append(f"  {sanitize(self.host)}", Style(bold=True, color="cyan"))
         live = self.connection_state == "live"
@@ -368,18 +480,28 @@ class WatchApp(App[int]):
     # -- actions ------------------------------------------------------------------------------
 
     def on_source_list_toggled(self, message: SourceList.Toggled) -> None:
-        self._toggle(message.name)
+        self._toggle(message.key)
 
-    def _toggle(self, name: str, want: bool | None = None) -> None:
-        row = self.rows.get(name)
+    def on_source_list_host_toggled(self, message: SourceList.HostToggled) -> None:
+        """A click on a host row: all its sources on, or all off when all were on."""
+        keys = [key for key in self.rows if key[0] == message.server]
+        want = not all(self.rows[key].wanted for key in keys)
+        for key in keys:
+            if self.rows[key].wanted != want:
+                self._toggle(key, want)
+
+    def _toggle(self, key: tuple[str, str] | str, want: bool | None = None) -> None:
+        """Subscribe or unsubscribe one source row (a bare name: the only row of that source)."""
+        row = self.rows.get(key)
         if row is None:
             return
         row.wanted = (not row.wanted) if want is None else want
         self._schedule_sidebar(now=True)
+        server = self.servers.get(row.server) or self.client_server
         if row.wanted:
-            self.run_worker(self.client.subscribe(name), group="control")
+            self.run_worker(server.client.subscribe(row.name), group="control")
         else:
-            self.run_worker(self.client.unsubscribe(name), group="control")
+            self.run_worker(server.client.unsubscribe(row.name), group="control")
 
     def action_toggle_nth(self, index: int) -> None:
         rows = list(self.rows)

@@ -175,6 +175,8 @@ class LogClient:
         open_timeout: float = 10.0,
     ) -> None:
         self.url = normalize_url(url)
+        #: The address as the user gave it (``web1:8765``), for labels and ``tail --json``.
+        self.target = url
         #: What to subscribe to after every (re)connect; None: each source the server has,
         #: one by one (so that a viewer can then drop any of them).
         self.subscriptions: list[str] | None = (

@@ -14,11 +14,13 @@ import os
 import select
 import stat
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from logtv.client.connection import (
     Connected,
     Disconnected,
+    Event,
     Gap,
     Lines,
     LogClient,
@@ -31,14 +33,28 @@ from logtv.sanitize import sanitize
 __all__ = ["run_tail"]
 
 
-def _format_lines(event: Lines, *, as_json: bool, raw: bool, terminal: bool = False) -> str:
+def _format_lines(
+    event: Lines,
+    *,
+    as_json: bool,
+    raw: bool,
+    terminal: bool = False,
+    host: str | None = None,
+    label: str | None = None,
+) -> str:
+    """The lines as text: ``SOURCE | LINE`` (``label/SOURCE`` with a label), or JSON objects.
+
+    ``host`` (the server's address as given) goes into every JSON object beside ``log_source``.
+    """
     if as_json:
         # Into a terminal, JSON strings must not carry C1 controls, DEL or bidi overrides raw
         # (JSON itself escapes only C0): ASCII-only output with DEL escaped too.
+        where: dict[str, str] = {} if host is None else {"host": host}
         text = "".join(
             json.dumps(
                 {
                     "type": "raw_log",
+                    **where,
                     "log_source": event.source,
                     "seq": seq,
                     "timestamp": event.timestamp,
@@ -50,30 +66,36 @@ def _format_lines(event: Lines, *, as_json: bool, raw: bool, terminal: bool = Fa
             for seq, line in enumerate(event.lines, event.first_seq)
         )
         return text.replace("\x7f", "\\u007f") if terminal else text
-    prefix = f"{sanitize(event.source)} | "
+    tag = event.source if label is None else f"{label}/{event.source}"
+    prefix = f"{sanitize(tag)} | "
     clean = (lambda line: line) if raw else sanitize
     return "".join(prefix + clean(line) + "\n" for line in event.lines)
 
 
 async def run_tail(
-    client: LogClient,
+    client: LogClient | Sequence[LogClient],
     *,
     as_json: bool = False,
     raw: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Print events until the client stops (or stdout's reader goes away); return the exit code."""
+    """Print events until the clients stop (or stdout's reader goes away); return the exit code.
+
+    With several clients (one per server) each line is tagged ``host/source``, and a server that
+    refuses us stops only its own stream.
+    """
+    clients = [client] if isinstance(client, LogClient) else list(client)
     out = out or sys.stdout
     err = err or sys.stderr
-    watcher = asyncio.create_task(_close_when_reader_leaves(out, client))
+    watcher = asyncio.create_task(_close_when_reader_leaves(out, clients))
     try:
-        return await _print_events(client, out, err, as_json=as_json, raw=raw)
+        return await _print_events(clients, out, err, as_json=as_json, raw=raw)
     finally:
         watcher.cancel()
 
 
-async def _close_when_reader_leaves(out: TextIO, client: LogClient) -> None:
+async def _close_when_reader_leaves(out: TextIO, clients: list[LogClient]) -> None:
     """Like GNU `tail -f`: notice that a pipe's reader exited even while no line arrives."""
     try:
         fd = out.fileno()
@@ -85,57 +107,129 @@ async def _close_when_reader_leaves(out: TextIO, client: LogClient) -> None:
     poller.register(fd, 0)  # no events asked for: only POLLERR/POLLHUP are reported
     while not poller.poll(0):
         await asyncio.sleep(0.5)
-    with contextlib.suppress(Exception):
-        await client.close()
+    for client in clients:
+        with contextlib.suppress(Exception):
+            await client.close()
 
 
 async def _print_events(
-    client: LogClient, out: TextIO, err: TextIO, *, as_json: bool, raw: bool
+    clients: list[LogClient], out: TextIO, err: TextIO, *, as_json: bool, raw: bool
 ) -> int:
     try:
         terminal = out.isatty()
     except (AttributeError, ValueError):
         terminal = False
-    async for event in client.events():
-        if isinstance(event, Lines):
-            out.write(_format_lines(event, as_json=as_json, raw=raw, terminal=terminal))
-            out.flush()
-        elif isinstance(event, Gap):
-            if as_json:
-                out.write(
-                    json.dumps(
-                        {
-                            "type": "gap",
-                            "log_source": event.source,
-                            "from_seq": event.from_seq,
-                            "to_seq": event.to_seq,
-                            "reason": event.reason,
-                        }
-                    )
-                    + "\n"
-                )
-                out.flush()
-            count = event.to_seq - event.from_seq + 1
-            print(
-                f"logtv: {count:,} lines of {sanitize(event.source)} not received ({event.reason})",
-                file=err,
+    many = len(clients) > 1
+    labels = [client.target for client in clients]
+    # Bounded, so that a slow stdout still slows the reading of every connection.
+    queue: asyncio.Queue[tuple[int, Event | Exception | None]] = asyncio.Queue(256)
+
+    async def pump(index: int, client: LogClient) -> None:
+        try:
+            async for event in client.events():
+                await queue.put((index, event))
+        except Exception as exc:  # handed over, raised where it would have been with one server
+            await queue.put((index, exc))
+            return
+        await queue.put((index, None))
+
+    tasks = [asyncio.create_task(pump(i, c)) for i, c in enumerate(clients)]
+    alive = set(range(len(clients)))
+    code = 0
+    try:
+        while alive:
+            index, event = await queue.get()
+            if index not in alive:
+                continue
+            if event is None:
+                alive.discard(index)
+                continue
+            if isinstance(event, Exception):
+                raise event
+            said = f"logtv: {sanitize(clients[index].target)}: " if many else "logtv: "
+            if isinstance(event, Connected) and many:
+                labels[index] = event.host
+            stop = _print_event(
+                event,
+                out,
+                err,
+                said,
+                as_json=as_json,
+                raw=raw,
+                terminal=terminal,
+                host=clients[index].target,
+                label=labels[index] if many else None,
             )
-        elif isinstance(event, Notice):
-            print(f"logtv: {sanitize(event.source)}: {event.event} ({event.state})", file=err)
-        elif isinstance(event, Connected):
-            print(f"logtv: connected to {sanitize(event.host)} ({event.server})", file=err)
-        elif isinstance(event, Restarted):
-            print("logtv: the server restarted; lines written meanwhile may be missing", file=err)
-        elif isinstance(event, Reply) and event.kind == "error":
-            print(f"logtv: server says: {sanitize(event.detail or event.error or '')}", file=err)
-            if event.error in ("unknown_source", "bad_field", "forbidden"):  # our request
-                await client.close()
+            if stop == 2:  # our own request was refused: the same on every server
+                for client in clients:
+                    await client.close()
                 return 2
-        elif isinstance(event, Disconnected):
-            # A refused token, origin or host will not be accepted on a retry: say so and stop.
-            refused = event.status in (401, 403)
-            retry = f"; retrying in {event.retry_in:g}s" if event.retry_in is not None else ""
-            print(f"logtv: {sanitize(event.error)}{'' if refused else retry}", file=err)
-            if event.retry_in is None or refused:
-                return 1
+            if stop:
+                tasks[index].cancel()
+                alive.discard(index)
+                code = stop
+        return code
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _print_event(
+    event: Event,
+    out: TextIO,
+    err: TextIO,
+    said: str,
+    *,
+    as_json: bool,
+    raw: bool,
+    terminal: bool,
+    host: str,
+    label: str | None,
+) -> int:
+    """Print one event; return 0 to go on, 1 when this server's stream ends, 2 to stop all."""
+    if isinstance(event, Lines):
+        out.write(
+            _format_lines(
+                event, as_json=as_json, raw=raw, terminal=terminal, host=host, label=label
+            )
+        )
+        out.flush()
+    elif isinstance(event, Gap):
+        if as_json:
+            out.write(
+                json.dumps(
+                    {
+                        "type": "gap",
+                        "host": host,
+                        "log_source": event.source,
+                        "from_seq": event.from_seq,
+                        "to_seq": event.to_seq,
+                        "reason": event.reason,
+                    }
+                )
+                + "\n"
+            )
+            out.flush()
+        count = event.to_seq - event.from_seq + 1
+        print(
+            f"{said}{count:,} lines of {sanitize(event.source)} not received ({event.reason})",
+            file=err,
+        )
+    elif isinstance(event, Notice):
+        print(f"{said}{sanitize(event.source)}: {event.event} ({event.state})", file=err)
+    elif isinstance(event, Connected):
+        print(f"{said}connected to {sanitize(event.host)} ({event.server})", file=err)
+    elif isinstance(event, Restarted):
+        print(f"{said}the server restarted; lines written meanwhile may be missing", file=err)
+    elif isinstance(event, Reply) and event.kind == "error":
+        print(f"{said}server says: {sanitize(event.detail or event.error or '')}", file=err)
+        if event.error in ("unknown_source", "bad_field", "forbidden"):  # our request
+            return 2
+    elif isinstance(event, Disconnected):
+        # A refused token, origin or host will not be accepted on a retry: say so and stop.
+        refused = event.status in (401, 403)
+        retry = f"; retrying in {event.retry_in:g}s" if event.retry_in is not None else ""
+        print(f"{said}{sanitize(event.error)}{'' if refused else retry}", file=err)
+        if event.retry_in is None or refused:
+            return 1
     return 0

@@ -52,6 +52,8 @@ CACHE_ROWS = 600
 
 
 def source_colour(name: str) -> str:
+    """A source's colour; in a ``host/source`` tag, the source's (the same on every host)."""
+    name = name.rpartition("/")[2]
     return SOURCE_COLOURS[zlib.crc32(name.encode()) % len(SOURCE_COLOURS)]
 
 
@@ -104,8 +106,8 @@ class LogView(ScrollView, can_focus=True):
 
     # -- what the app calls -------------------------------------------------------------------
 
-    def set_tag_width(self, names: list[str]) -> None:
-        self.tag_width = min(16, max((len(n) for n in names), default=4))
+    def set_tag_width(self, names: list[str], limit: int = 16) -> None:
+        self.tag_width = min(limit, max((len(n) for n in names), default=4))
         self.invalidate()
 
     def appended(self, entries: list[Entry]) -> None:

@@ -1,5 +1,9 @@
 """The source list: one row per source with its toggle, colour, line count, rate and state.
 
+With several servers the rows are grouped by server, each group under a host row that shows
+whether that server is live or down (a host row is not a cursor stop; clicking it toggles all of
+its sources).
+
 Rendered as one Rich Text: the sidebar is a handful of rows, and the app repaints it only when a
 subscription changes or (at most once a second) when the counters move, so it costs almost
 nothing to send over a thin link.
@@ -20,7 +24,7 @@ from textual.widget import Widget
 from logtv.client.widgets.log_view import source_colour
 from logtv.sanitize import sanitize
 
-__all__ = ["SourceList", "SourceRow"]
+__all__ = ["HostRow", "SourceList", "SourceRow"]
 
 
 @dataclass(slots=True)
@@ -34,6 +38,24 @@ class SourceRow:
     acked: bool = False
     seq: int = 0
     rate: float = 0.0
+    #: The server's URL (the rows of several servers are keyed by server and source).
+    server: str = ""
+    #: Its server is not connected (shown only with several servers).
+    down: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.server, self.name)
+
+
+@dataclass(slots=True)
+class HostRow:
+    """The heading of one server's rows."""
+
+    server: str
+    label: str
+    live: bool
+    state: str
 
 
 def _count(n: int) -> str:
@@ -63,16 +85,36 @@ class SourceList(Widget, can_focus=True):
     class Toggled(Message):
         """The user asked to (un)subscribe a source."""
 
-        def __init__(self, name: str) -> None:
+        def __init__(self, key: tuple[str, str]) -> None:
             super().__init__()
-            self.name = name
+            self.key = key
+            self.name = key[1]
+
+    class HostToggled(Message):
+        """The user clicked a host row: toggle all of that server's sources."""
+
+        def __init__(self, server: str) -> None:
+            super().__init__()
+            self.server = server
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.rows: list[SourceRow] = []
+        self.hosts: list[HostRow] | None = None
+        #: What each screen line shows: a host row, or the index of a source row.
+        self._lines: list[HostRow | int] = []
 
-    def set_rows(self, rows: list[SourceRow]) -> None:
+    def set_rows(self, rows: list[SourceRow], hosts: list[HostRow] | None = None) -> None:
+        """The rows to show; with ``hosts``, grouped under one heading per server."""
         self.rows = rows
+        self.hosts = hosts
+        if hosts is None:
+            self._lines = list(range(len(rows)))
+        else:
+            self._lines = []
+            for host in hosts:
+                self._lines.append(host)
+                self._lines.extend(i for i, row in enumerate(rows) if row.server == host.server)
         self.cursor = min(self.cursor, max(0, len(rows) - 1))
         self.refresh()
 
@@ -82,24 +124,38 @@ class SourceList(Widget, can_focus=True):
 
     def action_toggle_current(self) -> None:
         if self.rows:
-            self.post_message(self.Toggled(self.rows[self.cursor].name))
+            self.post_message(self.Toggled(self.rows[self.cursor].key))
 
     def on_click(self, event: Click) -> None:
-        index = event.y
-        if 0 <= index < len(self.rows):
-            self.cursor = index
-            self.post_message(self.Toggled(self.rows[index].name))
+        if not 0 <= event.y < len(self._lines):
+            return
+        line = self._lines[event.y]
+        if isinstance(line, HostRow):
+            self.post_message(self.HostToggled(line.server))
+        elif line < len(self.rows):
+            self.cursor = line
+            self.post_message(self.Toggled(self.rows[line].key))
 
     def render(self) -> Text:
         width = max(10, self.size.width)
         text = Text(no_wrap=True, overflow="ellipsis", end="")
-        for index, row in enumerate(self.rows):
-            if index:
+        for number, line in enumerate(self._lines):
+            if number:
                 text.append("\n")
-            text.append_text(self._row_text(index, row, width))
-        if not self.rows:
+            if isinstance(line, HostRow):
+                text.append_text(self._host_text(line, width))
+            else:
+                text.append_text(self._row_text(line, self.rows[line], width))
+        if not self.rows and not self.hosts:
             text.append("no sources yet", Style(dim=True))
         return text
+
+    def _host_text(self, host: HostRow, width: int) -> Text:
+        line = Text(no_wrap=True, end="")
+        room = max(1, width - len(host.state) - 1)
+        line.append(sanitize(host.label)[:room].ljust(room), Style(bold=True, dim=not host.live))
+        line.append(" " + host.state, Style(color="green" if host.live else "yellow"))
+        return line
 
     def _row_text(self, index: int, row: SourceRow, width: int) -> Text:
         colour = source_colour(row.name)
@@ -110,13 +166,13 @@ class SourceList(Widget, can_focus=True):
         else:
             mark, mark_style = "○", Style(color=colour, dim=True)
         key = str(index + 1) if index < 9 else " "
-        dim = row.state != "following"
+        dim = row.down or row.state != "following"
         name_style = Style(color=colour, bold=row.acked, dim=dim)
         line = Text(no_wrap=True, end="")
         line.append(f"{key} ", Style(dim=True))
         line.append(mark + " ", mark_style)
         if dim:
-            detail = row.state
+            detail = "down" if row.down else row.state
         else:
             rate = f" {row.rate:,.0f}/s" if row.rate >= 1 else ""
             detail = _count(row.seq) + rate
