@@ -116,6 +116,8 @@ async def test_watch_a_stopped_server_is_down_while_the_other_streams(tmp_path, 
         assert sidebar[2].startswith("db1") and sidebar[2].endswith("down")
         assert sidebar[3].endswith("down")
         assert "1/2 live" in app.header_line.render().plain
+        assert "db1 down" in app.header_line.render().plain
+        assert app.message.startswith("db1: reconnecting")
         write_lines(web_log, ["still here"])
         await until(pilot, lambda: "still here" in shown_texts(app), what="web keeps streaming")
 

@@ -342,6 +342,9 @@ class WatchApp(App[int]):
                 row.down = self.many
         retry = f" in {event.retry_in:g}s" if event.retry_in is not None else ""
         server.live, server.state = False, f"reconnecting{retry}: {event.error}"
+        if self.many:
+            self.message = f"{sanitize(server.label)}: {sanitize(server.state)}"
+            self._render_status()
         self._update_connection_state()
         self._render_header()
         self._schedule_sidebar(now=True)
@@ -429,9 +432,10 @@ class WatchApp(App[int]):
             text.append("  ● " if every else "  ○ ", Style(color="green" if every else "yellow"))
             text.append(self.connection_state, Style(dim=not every))
             for server in servers:
+                # Short: why a server is down goes to the status line.
                 text.append(f"  {sanitize(server.label)}", Style(bold=True, color="cyan"))
                 if not server.live:
-                    text.append(f" ({sanitize(server.state or 'connecting')})", Style(dim=True))
+                    text.append(" down" if server.state else " connecting", Style(color="yellow"))
             self.header_line.update(text)
             return
         if self.host:
