@@ -224,10 +224,10 @@ def test_sustained_search_halves_and_stops_at_floor_and_cap() -> None:
     """A target that always fails is halved to the floor; one that never fails stops at the cap."""
     tried: list[float] = []
     search(_fake_target(0, tried), 100, Search(floor=300))
-    assert tried == [2_000, 1_000, 500]
+    assert tried == [2_000, 1_000, 500, 300]
     tried = []
     search(_fake_target(1e9, tried), 10, Search(cap=100_000))
-    assert tried == [20_000, 40_000, 80_000]
+    assert tried == [20_000, 40_000, 80_000, 100_000]
     tried = []
     search(_fake_target(1e9, tried), 100, Search(max_probes=3))
     assert len(tried) == 3

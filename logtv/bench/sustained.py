@@ -158,8 +158,8 @@ def search(measure: Callable[[float], Probe], clients: int, settings: Search) ->
         best, failed = _bracket(probes)
         if probes[-1].verdict == "error" or (best is not None and failed is not None):
             break
-        step = rate * 2 if probes[-1].passed else rate / 2
-        if not settings.floor <= step <= settings.cap:
+        step = min(settings.cap, rate * 2) if probes[-1].passed else max(settings.floor, rate / 2)
+        if step == rate:  # at the cap (or floor) already
             break
         rate = step
     while more():
