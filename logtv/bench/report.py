@@ -214,11 +214,14 @@ def _best(cell: Cell) -> Cell:
 
 
 def _client_load(figures: dict[str, Any] | None) -> str:
-    """The busiest client process, in % of one core; "SATURATED" if the bench is the limit."""
+    """All client processes and the busiest one, in % of one core; "SATURATED" if the bench
+    is the limit."""
     top = _number(figures, "client_cpu_max_percent")
     if top is None or not figures:
         return "-"
-    text = f"{figures['client_processes']} procs, max {top:.0f}%"
+    text = (
+        f"{figures['client_processes']} procs {figures['client_cpu_percent']:.0f}%, max {top:.0f}%"
+    )
     return text + (" SATURATED" if top >= SATURATED else "")
 
 
@@ -392,7 +395,8 @@ def _sustained_notes(results: dict[str, Any]) -> list[str]:
         f"a failure, then bisected, at most {settings.max_probes} probes; the figures are "
         "the best passing probe's (latency from about "
         f"{LATENCY_CLIENTS} clients per run); ratio = logtv / peer",
-        f"sustained 'clients CPU' = the busiest client process, % of one core (>= "
+        f"sustained 'clients CPU' = all client processes, and the busiest one, % of one "
+        "core (busiest >= "
         f"{SATURATED:g}%: SATURATED, the bench not the server is the limit); 'busy cores' = "
         "the whole machine during that probe, and in () those busy with neither the server, "
         "the clients nor the writer (other processes; kernel work no process is charged "
