@@ -40,7 +40,11 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
     serve.add_argument(
-        "--source", action="append", default=[], metavar="NAME=PATH", help="a file to follow"
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a file to follow, or NAME=command:CMDLINE for a command's output",
     )
     serve.add_argument("--config", type=Path, metavar="FILE.toml", help="a TOML config file")
     serve.add_argument("--backlog", type=int, help="lines kept per source for new clients (200)")
@@ -163,6 +167,7 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "'websocketd --address 127.0.0.1 --port {port} tail -n0 -F {file}'",
     )
     bench.add_argument("--processes", type=int, metavar="N", help="client processes (2)")
+    bench.add_argument("--sustained", action="store_true", help="only the sustained fan-out search")
     bench.add_argument(
         "--tty", action="store_true", help="instead: logtv watch's terminal bytes, vs tail -f"
     )
