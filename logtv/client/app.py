@@ -591,8 +591,8 @@ class WatchApp(App[int]):
 
     def action_save(self) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        host = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host or "logtv")
-        path = self.save_dir / f"logtv-{host}-{stamp}.log"
+        host = re.sub(r"[^A-Za-z0-9_.-]", "_", self.host)  # empty with several servers
+        path = self.save_dir / ("-".join(filter(None, ["logtv", host, stamp])) + ".log")
         count = 0
         with open(path, "w", encoding="utf-8", errors="replace") as handle:
             for entry in self.scrollback.iter_shown():
