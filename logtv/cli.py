@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from logtv import __version__
 from logtv.config import (
@@ -27,6 +28,9 @@ from logtv.config import (
     parse_source,
     read_token_file,
 )
+
+if TYPE_CHECKING:
+    from logtv.client.connection import LogClient
 
 __all__ = ["main"]
 
@@ -274,13 +278,13 @@ async def _serve(config: ServerConfig) -> int:
     return 0
 
 
-async def _tail(args: argparse.Namespace) -> int:
+def _clients(
+    args: argparse.Namespace, *, default_sources: list[str] | None
+) -> dict[str, LogClient]:
+    """One client per server named on the command line (the same server twice is one)."""
     from logtv.client.connection import LogClient
-    from logtv.client.tail import run_tail
     from logtv.client.targets import security_target, split_targets
 
-    if args.raw and sys.stdout.isatty():
-        raise CommandError("--raw prints log bytes unescaped: only into a pipe or a file")
     try:
         servers, sources = split_targets([args.server, *args.sources])
     except ValueError as exc:
@@ -288,12 +292,12 @@ async def _tail(args: argparse.Namespace) -> int:
     token, context = client_security(
         argparse.Namespace(**{**vars(args), "server": security_target(servers)})
     )
+    clients: dict[str, LogClient] = {}
     try:
-        clients = {}
-        for server in servers:  # one client per server; the same server twice is one
+        for server in servers:
             client = LogClient(
                 server,
-                sources=sources or ["all"],
+                sources=sources or default_sources,
                 backlog=args.backlog,
                 token=token,
                 ssl_context=context,
@@ -301,6 +305,15 @@ async def _tail(args: argparse.Namespace) -> int:
             clients.setdefault(client.url, client)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    return clients
+
+
+async def _tail(args: argparse.Namespace) -> int:
+    from logtv.client.tail import run_tail
+
+    if args.raw and sys.stdout.isatty():
+        raise CommandError("--raw prints log bytes unescaped: only into a pipe or a file")
+    clients = _clients(args, default_sources=["all"])
 
     async def close_all() -> None:
         for client in clients.values():
@@ -314,33 +327,12 @@ async def _tail(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from logtv.client.app import WatchApp
-    from logtv.client.connection import LogClient
-    from logtv.client.targets import security_target, split_targets
 
     if args.max_lines < 100:
         raise CommandError("--max-lines must be at least 100")
     if args.fps is not None and not 0.5 <= args.fps <= 120:
         raise CommandError("--fps must be from 0.5 to 120")
-    try:
-        servers, sources = split_targets([args.server, *args.sources])
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
-    token, context = client_security(
-        argparse.Namespace(**{**vars(args), "server": security_target(servers)})
-    )
-    try:
-        clients = {}
-        for server in servers:  # one client per server; the same server twice is one
-            client = LogClient(
-                server,
-                sources=sources or None,
-                backlog=args.backlog,
-                token=token,
-                ssl_context=context,
-            )
-            clients.setdefault(client.url, client)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
+    clients = _clients(args, default_sources=None)
     app = WatchApp(list(clients.values()), max_lines=args.max_lines, fps=args.fps, once=args.once)
     app.run()
     return app.return_code or 0

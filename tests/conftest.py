@@ -163,7 +163,7 @@ class ServerProcess:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.stderr.append(line)
-            match = re.match(r"listening on (ws://\S+)", line)
+            match = re.match(r"listening on (wss?://\S+)", line)
             if match:
                 self.url = match.group(1)
                 self.listening.set()
@@ -179,8 +179,12 @@ class ServerProcess:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import base64
 import importlib.util
 import json
 import os
-import re
 import shutil
 import socket
 import ssl
@@ -47,7 +46,7 @@ from logtv.server.policy import (
     host_header_is_local,
 )
 from logtv.server.server import LogServer
-from tests.conftest import write_lines
+from tests.conftest import ServerProcess, write_lines
 
 TOKEN = "s3cret-token-0123456789abcdef"
 OTHER_TOKEN = "another-token-fedcba9876543210"
@@ -205,49 +204,9 @@ async def refused_status(url: str, **options: object) -> int:
 # -- subprocesses ----------------------------------------------------------------------------------
 
 
-class Served:
-    """`logtv serve` as a subprocess whose listening line may say ws:// or wss://."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "logtv", "serve", "--port", "0", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.stderr: list[str] = []
-        self.url = ""
-        self._listening = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.stderr.append(line)
-            match = re.match(r"listening on (wss?://\S+)", line)
-            if match:
-                self.url = match.group(1)
-                self._listening.set()
-
-    def wait_listening(self, timeout: float = 10.0) -> str:
-        if not self._listening.wait(timeout):
-            raise AssertionError("server did not start:\n" + "".join(self.stderr))
-        return self.url
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1].split("/")[0])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+def Served(*args: str, env: dict[str, str] | None = None) -> ServerProcess:  # noqa: N802
+    """`logtv serve ARGS` as a subprocess (ws:// or wss://), from the shared fixture class."""
+    return ServerProcess(list(args), env)
 
 
 @pytest.fixture
