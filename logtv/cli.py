@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from logtv import __version__
 from logtv.config import (
+    CommandSource,
     ConfigError,
     ServerConfig,
     add_sources,
@@ -202,15 +203,16 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     config = load_config(args.config) if args.config else ServerConfig()
     # Flags may not name a source twice; a flag naming a source of the file replaces its path.
     flagged = add_sources({}, map(parse_source, args.source), "--source")
-    sources = {**config.sources, **flagged}
+    sources: dict[str, Path | CommandSource] = {**config.sources, **flagged}
     if not sources:
-        sources, tried = discover_sources()
-        if not any(os.access(path, os.R_OK) for path in sources.values()):
+        found, tried = discover_sources()
+        if not any(os.access(path, os.R_OK) for path in found.values()):
             raise ConfigError(
                 "no readable log file found (tried "
                 + ", ".join(tried)
                 + "); name one with --source NAME=PATH, or try `logtv demo`"
             )
+        sources = dict(found)
     client_buffer = (
         None if args.client_buffer is None else parse_size(args.client_buffer, "--client-buffer")
     )

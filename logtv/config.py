@@ -325,7 +325,7 @@ def add_sources(
     return sources
 
 
-_CONFIG_KEYS = {
+_CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "host": str,
     "port": int,
     "backlog": int,

@@ -38,8 +38,8 @@ _SERVER4, _SERVER6 = "192.0.2.10", "2001:db8::10"
 _MACS = "52:54:00:3a:7c:01:fe:54:00:9b:21:c4"  # ours, then the gateway's
 _USERS = {"root": 0, "alice": 1000, "bob": 1001, "carol": 1002, "deploy": 1003}
 _HUMANS = ("alice", "bob", "carol", "deploy")
-_BAD_USERS = ("admin", "oracle", "test", "ubuntu", "pi", "postgres", "user", "guest", "ftpuser")
-_BAD_USERS += ("support", "mysql", "hadoop", "git", "root", "root")
+_BAD_USERS: tuple[str, ...] = ("admin", "oracle", "test", "ubuntu", "pi", "postgres", "user")
+_BAD_USERS += ("guest", "ftpuser", "support", "mysql", "hadoop", "git", "root", "root")
 _LOGIND, _NETWORKD = "systemd-logind[612]", "systemd-networkd[515]"  # long-lived daemons
 _RSYSLOG_HUP = (
     'rsyslogd: [origin software="rsyslogd" swVersion="8.2312.0" x-pid="655" '
@@ -108,7 +108,11 @@ def _ssh_failure(rng: random.Random) -> Event:
     return _attempt(rng, _ip4(rng), 0.0, rng.choice((*_HUMANS, None)))
 
 
-_SUDO_COMMANDS = ("/usr/bin/apt update", "/usr/bin/apt upgrade -y", "/usr/sbin/ufw status")
+_SUDO_COMMANDS: tuple[str, ...] = (
+    "/usr/bin/apt update",
+    "/usr/bin/apt upgrade -y",
+    "/usr/sbin/ufw status",
+)
 _SUDO_COMMANDS += ("/usr/bin/systemctl restart nginx", "/usr/bin/journalctl -u nginx -n 50")
 
 

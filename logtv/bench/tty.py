@@ -33,7 +33,7 @@ from logtv.bench.procs import cpu_seconds
 try:
     import pyte
 except ImportError:  # pragma: no cover - pyte comes with the "bench" and "test" extras
-    pyte = None
+    pyte = None  # type: ignore[assignment]
 
 __all__ = ["TtyResult", "main", "measure_viewer"]
 

@@ -93,7 +93,8 @@ class Scroller:
             params, final, text, cr, lf = match.groups()
             if text is not None:
                 if not 0 <= row < self.height:
-                    return self._forget()
+                    self._forget()
+                    return None
                 line = cells[row]
                 touched.add(row)
                 for char in text:
@@ -104,7 +105,8 @@ class Scroller:
                             line[col - 1] = (previous + char, attrs)
                         continue
                     if col + size > self.width:
-                        return self._forget()  # would wrap: not what Textual does
+                        self._forget()  # would wrap: not what Textual does
+                        return None
                     line[col] = (char, state)
                     if size == 2:
                         line[col + 1] = ("", state)
@@ -117,23 +119,26 @@ class Scroller:
                 state = apply_sgr(state, params or "")
             elif final is not None:
                 if final not in _HARMLESS_FINALS:
-                    return self._forget()
+                    self._forget()
+                    return None
                 if params and "?" in params and params.strip("?").split(";")[0] in ("1049", "47"):
-                    return self._forget()  # alternate screen: cells change under us
+                    self._forget()  # alternate screen: cells change under us
+                    return None
                 pure = False
             elif cr is not None:
                 col = 0
             elif lf is not None:
                 row += 1
                 if row >= self.height:
-                    return self._forget()  # the terminal itself would scroll
+                    self._forget()  # the terminal itself would scroll
+                    return None
             else:
                 pure = False  # OSC or another escape: pass the frame on as it is
         return cells, sorted(touched), (row, col), state, pure
 
     def _forget(self) -> None:
+        """Nothing is known about the screen any more (the next full repaint rebuilds it)."""
         self.resize(self.width, self.height)
-        return None
 
     # -- finding the scroll -----------------------------------------------------------------------
 
