@@ -77,5 +77,10 @@ async def run_demo(*, seed: int | None, rate: float, serve_only: bool, port: int
         from logtv.client.connection import LogClient
 
         app = WatchApp(LogClient(server.url, sources=None, backlog=50))
+        # A closed terminal (SIGHUP, the SSH session ended) or SIGTERM quits like `q`, so the
+        # temporary files are still removed.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGHUP, signal.SIGTERM):
+            loop.add_signal_handler(signum, app.exit)
         await app.run_async()
         return app.return_code or 0

@@ -111,3 +111,20 @@ async def test_serve_only_serves_and_cleans_up_on_sigterm(tmp_path: Path) -> Non
         if process.poll() is None:
             process.kill()
             process.wait(5)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_demo_in_a_terminal_cleans_up_when_the_terminal_goes(tmp_path: Path, signum) -> None:  # type: ignore[no-untyped-def]
+    """`logtv demo` in a real pty removes its files when its terminal hangs up or on SIGTERM."""
+    from logtv.bench.tty import _Pty, _wait
+
+    env = {**os.environ, "TMPDIR": str(tmp_path), "TERM": "xterm-256color"}
+    term = _Pty([sys.executable, "-m", "logtv", "demo", "--rate", "5"], env)
+    try:
+        assert _wait(lambda: "live" in term.text(), 20), term.text()
+        assert len(list(tmp_path.glob("logtv-demo-*"))) == 1
+        term.process.send_signal(signum)
+        term.process.wait(10)
+        assert list(tmp_path.glob("logtv-demo-*")) == []
+    finally:
+        term.close()
