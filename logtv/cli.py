@@ -171,6 +171,13 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="a peer server to run too; {port} and {file} are filled in, e.g. "
         "'websocketd --address 127.0.0.1 --port {port} tail -n0 -F {file}'",
     )
+    bench.add_argument(
+        "--vs-url",
+        metavar="URL",
+        help="the peer's WebSocket URL ({port}, {file}, {md5file} filled in; a '#send=TEXT' "
+        "fragment is sent once connected), e.g. for frontail: "
+        "'ws://127.0.0.1:{port}/socket.io/?EIO=3&transport=websocket#send=40/{md5file},'",
+    )
     bench.add_argument("--processes", type=int, metavar="N", help="client processes (2)")
     bench.add_argument("--sustained", action="store_true", help="only the sustained fan-out search")
     bench.add_argument(

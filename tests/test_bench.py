@@ -259,3 +259,17 @@ def test_sustained_verdict_and_bound() -> None:
     assert bound_by({"server_cpu_percent": 99, "busy_cores": 2.0}, 0, 2) == "server, all cores"
     assert bound_by({"busy_cores": 1.9, "other_cores": 1.2}, 0, 2) == "all cores, +1.2 other"
     assert bound_by({"busy_cores": 1.0}, 0, 2) == "none"
+
+
+def test_peer_url_templates() -> None:
+    """A --vs-url fills in the port, the file and the file's MD5 (frontail's namespace)."""
+    import hashlib
+    from pathlib import Path
+
+    from logtv.bench.targets import peer_url
+
+    file = Path("/tmp/x/bench.log")
+    assert peer_url(None, 4242, file) == "ws://127.0.0.1:4242/"
+    url = peer_url("ws://127.0.0.1:{port}/socket.io/?EIO=3#send=40/{md5file},", 4242, file)
+    digest = hashlib.md5(b"/tmp/x/bench.log").hexdigest()
+    assert url == f"ws://127.0.0.1:4242/socket.io/?EIO=3#send=40/{digest},"

@@ -109,7 +109,12 @@ def _emit(event: str, **fields: Any) -> None:
 
 
 async def _connect(
-    subscriber: Subscriber, host: str, port: int, path: str, limit: asyncio.Semaphore
+    subscriber: Subscriber,
+    host: str,
+    port: int,
+    path: str,
+    limit: asyncio.Semaphore,
+    first_message: bytes = b"",
 ) -> None:
     loop = asyncio.get_running_loop()
     async with limit:
@@ -122,6 +127,8 @@ async def _connect(
 
             _, protocol = await asyncio.wait_for(loop.create_connection(factory, host, port), 10)
             await asyncio.wait_for(protocol.opened, 10)
+            if first_message:  # e.g. a socket.io namespace join, from the URL's #send=
+                protocol.send_text(first_message)
         except Exception as exc:  # refused, timed out, or not a WebSocket server
             subscriber.ws = None
             subscriber._error(f"connect failed: {exc!r}")
@@ -164,6 +171,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     url = urlsplit(args.url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    first_message = url.fragment.removeprefix("send=").encode() if url.fragment else b""
     # Latency parsing costs the clients CPU, so only every ``--latency-every``-th one does it.
     subscribers = [
         Subscriber(
@@ -178,7 +186,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stop = asyncio.Event()
     _stop_on_stdin(stop)
     limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
-    await asyncio.gather(*(_connect(s, host, port, path, limit) for s in subscribers))
+    await asyncio.gather(
+        *(_connect(s, host, port, path, limit, first_message) for s in subscribers)
+    )
     _emit("connected", clients=sum(s.ws is not None for s in subscribers))
     ready = await _wait_all([s.ready for s in subscribers], args.ready_timeout)
     cpu_at_ready = _cpu_seconds()

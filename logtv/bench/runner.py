@@ -57,6 +57,8 @@ class Options:
     duration: float
     quick: bool = False
     vs: str | None = None
+    #: The peer's URL template (default ``ws://127.0.0.1:{port}/``); see ``targets.peer_url``.
+    vs_url: str | None = None
     processes: int = 2
     json: str | None = None
     #: Run only the sustained fan-out search.
@@ -79,6 +81,7 @@ def options_from(args: argparse.Namespace) -> Options:
         duration=args.duration or base["duration"],
         quick=args.quick,
         vs=args.vs,
+        vs_url=getattr(args, "vs_url", None),
         processes=args.processes or 2,
         json=args.json,
         sustained=bool(getattr(args, "sustained", False)),
@@ -129,7 +132,7 @@ class _Bench:
 
     def vs(self, file: Path) -> Target:
         assert self.options.vs is not None and self.peer is not None
-        return start_peer(self.peer, self.options.vs, file, self.workdir)
+        return start_peer(self.peer, self.options.vs, file, self.workdir, self.options.vs_url)
 
     def record(self, scenario: str, target: str, load: Load, start: Starter) -> None:
         label = f"{scenario}, {load.clients} clients, {load.mode}, {target}"

@@ -9,6 +9,7 @@ block on a pipe nobody reads.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 import socket
@@ -93,14 +94,24 @@ def start_logtv(file: Path, workdir: Path, extra: list[str] | None = None) -> Ta
     return target
 
 
-def start_peer(name: str, template: str, file: Path, workdir: Path) -> Target:
+def peer_url(template: str | None, port: int, file: Path) -> str:
+    """The peer's URL: ``{port}``, ``{file}`` and ``{md5file}`` (the file path's MD5, which is
+    how frontail names its socket.io namespace) filled in. A ``#send=TEXT`` fragment is not sent
+    to the server: the bench's clients send TEXT once connected (a socket.io namespace join)."""
+    md5file = hashlib.md5(str(file).encode()).hexdigest()
+    return (template or "ws://127.0.0.1:{port}/").format(port=port, file=file, md5file=md5file)
+
+
+def start_peer(
+    name: str, template: str, file: Path, workdir: Path, url_template: str | None = None
+) -> Target:
     """A ``--vs`` command with ``{port}`` and ``{file}`` filled in; wait until it accepts."""
     port = free_port()
     argv = [word.format(port=port, file=file) for word in shlex.split(template)]
     log_path = workdir / "peer.log"
     with open(log_path, "w") as log:
         child = Child(argv, stdout=log, stderr=log)
-    target = Target(name, f"ws://127.0.0.1:{port}/", child, log_path)
+    target = Target(name, peer_url(url_template, port, file), child, log_path)
 
     def accepting() -> bool:
         try:
