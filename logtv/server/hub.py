@@ -169,21 +169,17 @@ class Client:
         self.limiter = MessageLimiter(loop_time)
         self.subscriptions: set[str] = set()
         self.batch = False
-        #: Last seq queued per source: replays start after it, so nothing is sent twice.
-        self.delivered: dict[str, int] = {}
         self.buffer_limit = buffer_limit
         self.control: deque[bytes] = deque()
         self.queue: deque[_Pending] = deque()
         self.queued_bytes = 0
         #: Lines dropped from the queue per source, as [from_seq, to_seq], not yet reported.
         self.gaps: dict[str, list[int]] = {}
-        self.lines_dropped = 0
         self.wake = asyncio.Event()
         #: Loop time since when the client has had output waiting (None while it has none).
         self.waiting_since: float | None = None
         self.closing = False
         self.task: asyncio.Task[None] | None = None
-        self.connected_at = loop_time
 
     def may_see(self, source: str) -> bool:
         return self.allowed is None or source in self.allowed
@@ -216,7 +212,6 @@ class Client:
         self._woken(now)
 
     def _record_gap(self, source: str, first: int, last: int) -> None:
-        self.lines_dropped += last - first + 1
         gap = self.gaps.get(source)
         if gap is None:
             self.gaps[source] = [first, last]
@@ -431,7 +426,6 @@ class Hub:
         )
         for source in targets:
             self._replay(client, source, starts[source.name], now)
-            client.delivered[source.name] = source.seq
         client.subscriptions.add(request.log_source)
         self._receivers = None
 
@@ -482,9 +476,6 @@ class Hub:
     def _unsubscribe(self, client: Client, request: Unsubscribe, now: float) -> None:
         client.subscriptions.discard(request.log_source)
         client.purge(client.subscriptions)
-        for name in list(client.delivered):
-            if not client.wants(name):
-                del client.delivered[name]
         self._receivers = None
         client.push_control(encode({"type": "unsubscribed", "log_source": request.log_source}), now)
 
@@ -546,7 +537,6 @@ class Hub:
                 else:
                     single = single or self._pending(source, chunk, False)
                     client.push(single, now)
-                client.delivered[source.name] = chunk.last_seq
 
     @staticmethod
     def _pending(source: Source, chunk: _Chunk, batch: bool) -> _Pending:
