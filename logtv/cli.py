@@ -77,15 +77,20 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     serve.add_argument("--handshake-timeout", type=float, metavar="S", help="TLS+HTTP (10)")
 
 
-def _tail_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    tail = commands.add_parser("tail", help="print a server's lines to stdout")
-    tail.add_argument("server", metavar="HOST:PORT", help="server address or ws:// URL")
-    tail.add_argument(
+def _target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The viewers' positional words: servers and sources (see ``client.targets``)."""
+    parser.add_argument("server", metavar="HOST:PORT", help="server address or ws:// URL")
+    parser.add_argument(
         "sources",
         nargs="*",
         metavar="SOURCE|HOST:PORT",
         help="sources (default: all); more servers: HOST:PORT, [::1]:PORT or ws:// URLs",
     )
+
+
+def _tail_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tail = commands.add_parser("tail", help="print a server's lines to stdout")
+    _target_arguments(tail)
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--raw", action="store_true", help="lines unescaped (not to a terminal)")
     tail.add_argument("--backlog", type=int, default=10, help="recent lines to start with (10)")
@@ -94,13 +99,7 @@ def _tail_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _watch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     watch = commands.add_parser("watch", help="the terminal UI: sources and a live log pane")
-    watch.add_argument("server", metavar="HOST:PORT", help="server address or ws:// URL")
-    watch.add_argument(
-        "sources",
-        nargs="*",
-        metavar="SOURCE|HOST:PORT",
-        help="sources (default: all); more servers: HOST:PORT, [::1]:PORT or ws:// URLs",
-    )
+    _target_arguments(watch)
     watch.add_argument("--backlog", type=int, default=200, help="recent lines to start with (200)")
     watch.add_argument("--max-lines", type=int, default=50_000, help="scrollback kept (50000)")
     watch.add_argument("--fps", type=float, help="log pane frames per second (30; 4 over SSH)")
