@@ -73,6 +73,8 @@ class _Chunk:
     lines: list[str]
     timestamp: str
     read_at: float
+    #: Syslog severity per line (0 emerg … 7 debug), or None when the source has none.
+    severities: list[int] | None = None
 
     @property
     def last_seq(self) -> int:
@@ -97,8 +99,10 @@ class Source:
     def __post_init__(self) -> None:
         self.name_json = json.dumps(self.name, ensure_ascii=False)
 
-    def append(self, lines: list[str], read_at: float) -> _Chunk:
-        chunk = _Chunk(self.seq + 1, lines, format_timestamp(read_at), read_at)
+    def append(
+        self, lines: list[str], read_at: float, severities: list[int] | None = None
+    ) -> _Chunk:
+        chunk = _Chunk(self.seq + 1, lines, format_timestamp(read_at), read_at, severities)
         self.seq += len(lines)
         self.lines_this_tick += len(lines)
         self.ring.append(chunk)
@@ -122,7 +126,8 @@ class Source:
                 continue
             if chunk.first_seq < start:
                 skip = start - chunk.first_seq
-                yield _Chunk(start, chunk.lines[skip:], chunk.timestamp, chunk.read_at)
+                severities = None if chunk.severities is None else chunk.severities[skip:]
+                yield _Chunk(start, chunk.lines[skip:], chunk.timestamp, chunk.read_at, severities)
             else:
                 yield chunk
 
@@ -494,16 +499,19 @@ class Hub:
         for update in updates:
             source = self.sources[update.name]
             done = 0
+            severities = update.severities
             for position, event, state in update.events:
                 if position > done:
+                    part = None if severities is None else severities[done:position]
                     self._fan_out(
-                        source, update.lines[done:position], update.read_at, receivers, now
+                        source, update.lines[done:position], part, update.read_at, receivers, now
                     )
                     done = position
                 source.state = state
                 self._announce(source, event, now)
             if done < len(update.lines):
-                self._fan_out(source, update.lines[done:], update.read_at, receivers, now)
+                part = None if severities is None else severities[done:]
+                self._fan_out(source, update.lines[done:], part, update.read_at, receivers, now)
             if update.state != source.state:
                 source.state = update.state
                 self._announce(source, "state", now)
@@ -521,13 +529,16 @@ class Hub:
         self,
         source: Source,
         lines: list[str],
+        severities: list[int] | None,
         read_at: float,
         receivers: dict[str, list[Client]],
         now: float,
     ) -> None:
         clients = receivers.get(source.name, ())
         for start in range(0, len(lines), BATCH_LINES):
-            chunk = source.append(lines[start : start + BATCH_LINES], read_at)
+            end = start + BATCH_LINES
+            part = None if severities is None else severities[start:end]
+            chunk = source.append(lines[start:end], read_at, part)
             batched: _Pending | None = None
             single: _Pending | None = None
             for client in clients:

@@ -52,6 +52,9 @@ class SourceUpdate:
     events: list[tuple[int, str, str]]
     state: str
     read_at: float
+    #: Per line, its syslog severity (0 emerg … 7 debug) where the source knows it (journal,
+    #: syslog); None for files and commands, whose lines carry none.
+    severities: list[int] | None = None
 
 
 class _DirtyMarker(FileSystemEventHandler):
