@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from logtv.server.watcher import SourceUpdate
 from tests.conftest import write_lines
 
 
@@ -59,6 +60,51 @@ async def test_batched_frames_when_asked(tmp_path, start_server, connect_peer):
     assert seqs(lines) == list(range(1, 5001))
     frames = [m for m in peer.seen if m["type"] == "raw_logs"]
     assert len(frames) < 5000 and all(len(m["lines"]) <= 1000 for m in frames)
+
+
+async def test_trickle_is_held_for_one_window_then_sent_together(
+    tmp_path, start_server, connect_peer
+):
+    """A line after quiet goes out at once; lines right behind it wait and share one frame."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    server = await start_server({"app": log})
+    peer = await connect_peer(server)
+    await peer.subscribe("app", batch=True)
+    await peer.quiet(0.2)
+    assert server.hub is not None
+    now = time.time()
+    server.hub.publish([SourceUpdate("app", ["first"], [], "following", now)])
+    for i in range(5):  # the same loop turn: well inside the window
+        server.hub.publish([SourceUpdate("app", [f"next {i}"], [], "following", now)])
+    assert server.hub.sources["app"].seq == 1  # the rest are held, not numbered yet
+    first = await peer.expect("raw_logs")
+    held = await peer.expect("raw_logs")
+    assert (first["seq"], first["lines"]) == (1, ["first"])
+    assert (held["seq"], held["lines"]) == (2, [f"next {i}" for i in range(5)])
+
+
+async def test_held_lines_go_before_a_file_event(tmp_path, start_server, connect_peer):
+    """Lines read before a rotation reach the client before the rotation notice."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+    server = await start_server({"app": log})
+    peer = await connect_peer(server)
+    await peer.subscribe("app", batch=True)
+    await peer.quiet(0.2)
+    assert server.hub is not None
+    now = time.time()
+    server.hub.publish([SourceUpdate("app", ["a"], [], "following", now)])
+    server.hub.publish(
+        [SourceUpdate("app", ["b", "c", "d"], [(2, "rotated", "following")], "following", now)]
+    )
+    kinds = []
+    while len(kinds) < 3:
+        message = await peer.recv()
+        if message["type"] in ("raw_logs", "source"):
+            kinds.append((message["type"], message.get("lines") or message.get("event")))
+    assert kinds == [("raw_logs", ["a"]), ("raw_logs", ["b", "c"]), ("source", "rotated")]
+    assert (await peer.expect("raw_logs"))["lines"] == ["d"]
 
 
 async def test_all_versus_one_source(tmp_path, start_server, connect_peer):
