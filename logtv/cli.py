@@ -180,6 +180,9 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     bench.add_argument("--processes", type=int, metavar="N", help="client processes (2)")
     bench.add_argument("--sustained", action="store_true", help="only the sustained fan-out search")
     bench.add_argument(
+        "--latency", action="store_true", help="only the latency runs (--rate to the most clients)"
+    )
+    bench.add_argument(
         "--tty", action="store_true", help="instead: logtv watch's terminal bytes, vs tail -f"
     )
     bench.add_argument(

@@ -201,6 +201,29 @@ def test_quick_sustained_rows_and_logtv_keeps_every_line(sustained_run: tuple[st
             assert best["latency"]["p99_ms"] >= best["latency"]["p50_ms"] > 0, best
 
 
+def test_latency_only_run_prints_only_latency_blocks(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--latency runs the latency scenario alone (logtv batched and the peer), nothing else."""
+    json_path = tmp_path / "latency.json"
+    argv = ["--quick", "--latency", "--clients", "3", "--vs", PEER, "--json", str(json_path)]
+    result = subprocess.run(
+        [sys.executable, "-m", "logtv", "bench", *argv],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads(json_path.read_text())["runs"]
+    assert {(run["scenario"], run["mode"]) for run in runs} == {
+        ("latency", "batch"),
+        ("latency", "plain"),
+    }
+    scenario = "latency at 500 lines/s, 3 clients, batch"
+    assert _table_cells(result.stdout, scenario, "lost/dup/reord")[2:4] == ["0/0/0", "0/0/0"]
+    blocks = {row.split("|")[0].strip() for row in result.stdout.split("\n\n")[0].splitlines()[2:]}
+    assert blocks - {""} == {"latency at 500 lines/s, 3 clients, batch"}
+
+
 def _fake_target(threshold: float, tried: list[float]) -> Callable[[float], Probe]:
     def measure(rate: float) -> Probe:
         tried.append(rate)

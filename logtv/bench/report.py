@@ -312,7 +312,9 @@ def _runs(results: dict[str, Any], name: str | None) -> list[Row]:
     def peer(**keys: Any) -> tuple[str, dict[str, Any] | None] | None:
         return (name, _find(results, target=name, **keys)) if name else None
 
-    table = []
+    table: list[Row] = []
+    if options.get("latency_only"):
+        return _latency_rows(results, peer, biggest)
     for clients in options["clients"]:
         theirs = peer(scenario="throughput", clients=clients)
         for mode, label in (("batch", "batched"), ("line", "per-line")):
@@ -325,14 +327,25 @@ def _runs(results: dict[str, Any], name: str | None) -> list[Row]:
         scenario = f"ceiling, {biggest} clients, plain frames (as {name} sends)"
         metrics = [THROUGHPUT[0], THROUGHPUT[-1]]
         table += _block(scenario, metrics, None, None, ceiling)
-    for mode in ("batch", "line"):
-        ours = _find(results, scenario="latency", target="logtv", mode=mode)
-        if ours is not None:
-            scenario = f"latency at {options['rate']:g} lines/s, {biggest} clients, {mode}"
-            table += _block(scenario, LATENCY, ours, peer(scenario="latency"))
+    table += _latency_rows(results, peer, biggest)
     scenario = f"idle, {biggest} clients connected, {options['duration']:g} s"
     ours = _find(results, scenario="idle", target="logtv")
     table += _block(scenario, IDLE, ours, peer(scenario="idle"))
+    return table
+
+
+def _latency_rows(
+    results: dict[str, Any],
+    peer: Callable[..., tuple[str, dict[str, Any] | None] | None],
+    biggest: int,
+) -> list[Row]:
+    table: list[Row] = []
+    for mode in ("batch", "line"):
+        ours = _find(results, scenario="latency", target="logtv", mode=mode)
+        if ours is not None:
+            rate = results["options"]["rate"]
+            scenario = f"latency at {rate:g} lines/s, {biggest} clients, {mode}"
+            table += _block(scenario, LATENCY, ours, peer(scenario="latency"))
     return table
 
 

@@ -63,6 +63,8 @@ class Options:
     json: str | None = None
     #: Run only the sustained fan-out search.
     sustained: bool = False
+    #: Run only the latency runs (at ``rate``, to the largest client count).
+    latency_only: bool = False
     sustained_clients: list[int] | None = None
 
 
@@ -85,6 +87,7 @@ def options_from(args: argparse.Namespace) -> Options:
         processes=args.processes or 2,
         json=args.json,
         sustained=bool(getattr(args, "sustained", False)),
+        latency_only=bool(getattr(args, "latency", False)),
         sustained_clients=args.clients or SUSTAINED_CLIENTS["quick" if args.quick else "full"],
     )
 
@@ -226,6 +229,11 @@ def run(options: Options) -> dict[str, Any]:
     results: dict[str, Any] = {"options": asdict(options), "machine": _machine(options.quick)}
     with tempfile.TemporaryDirectory(prefix="logtv-bench-") as tmp:
         bench = _Bench(options, Path(tmp))
+        if options.latency_only:
+            bench.latency()
+            results["runs"] = bench.runs
+            results["sustained"] = []
+            return results
         if not options.sustained:
             results["writer"] = _attempt(
                 "writer alone", lambda: _writer_alone(options.lines, bench.workdir)
