@@ -17,7 +17,6 @@ from logtv.client.tail import run_tail
 from logtv.client.targets import is_server, split_targets
 from logtv.server.server import LogServer
 from tests.conftest import write_lines
-from tests.test_cli import assert_one_error_line, run_logtv
 from tests.test_watch import screen_rows, shown_texts, until
 
 
@@ -64,17 +63,10 @@ def test_split_targets(words: list[str], servers: list[str], sources: list[str])
     assert split_targets(words) == (servers, sources)
 
 
-def test_named_hosts_are_not_supported_yet() -> None:
-    """`@name` parses as a server and gets a clear "not supported yet" error."""
+def test_named_hosts_are_servers() -> None:
+    """`@name` parses as a server (the hosts file says which; see tests/test_hosts.py)."""
     assert is_server("@web1")
-    with pytest.raises(ValueError, match="named hosts are not supported yet"):
-        split_targets(["@web1", "auth"])
-
-
-@pytest.mark.parametrize("command", ["watch", "tail"])
-def test_named_host_on_the_command_line_is_one_error_line(command: str) -> None:
-    """`logtv watch @web1` and `logtv tail @web1` are one error line, exit 2."""
-    assert_one_error_line(run_logtv(command, "@web1"), "named hosts are not supported yet")
+    assert split_targets(["@web1", "auth"]) == (["@web1"], ["auth"])
 
 
 # -- watch ------------------------------------------------------------------------------------

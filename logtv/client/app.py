@@ -302,7 +302,8 @@ class WatchApp(App[int]):
         if self.many:
             # Two servers calling themselves the same: tell them apart by their addresses.
             taken = {s.label for s in self.servers.values() if s is not server}
-            server.label = event.host if event.host not in taken else server.client.target
+            hello_name = event.host if event.host not in taken else server.client.target
+            server.label = server.client.name or hello_name  # a hosts-file name stays
         else:
             self.host = event.host
         wanted = server.client.subscriptions
