@@ -305,8 +305,9 @@ def _clients(
     A ``@name`` stands for the hosts file's host (or group of hosts) of that name; a host's own
     ``token-file`` and ``ca`` win over the flags for it.
     """
-    from logtv.client.connection import LogClient
+    from logtv.client.connection import LogClient, normalize_url
     from logtv.client.hosts import HostsFile, default_hosts_path, load_hosts
+    from logtv.client.ssh import parse_ssh_url
     from logtv.client.targets import security_target, split_targets
 
     try:
@@ -321,6 +322,11 @@ def _clients(
             entries.extend((host.url, host) for host in hosts_file.expand(server))
         else:
             entries.append((server, None))
+    for address, host in entries:  # each address checked first, named as the user wrote it
+        try:
+            parse_ssh_url(address) if address.startswith("ssh://") else normalize_url(address)
+        except ValueError as exc:
+            raise CommandError(f"[hosts.{host.name}]: {exc}" if host else str(exc)) from None
     addresses = [address for address, _ in entries]
     token, context = client_security(
         argparse.Namespace(**{**vars(args), "server": security_target(addresses)})

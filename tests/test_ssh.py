@@ -68,6 +68,11 @@ class Sshd:
 @pytest.fixture
 def sshd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sshd]:
     """A real sshd on 127.0.0.1 and a free port; LOGTV_SSH_COMMAND set to reach it."""
+    yield from run_sshd(tmp_path, monkeypatch)
+
+
+def run_sshd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sshd]:
+    """Start the sshd, yield it, stop it (the body of the ``sshd`` fixtures)."""
     if not SSHD.exists() or shutil.which("ssh") is None:
         pytest.skip("needs openssh-server and ssh")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # its privilege separation directory

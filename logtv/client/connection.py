@@ -136,7 +136,7 @@ def normalize_url(target: str) -> str:
         target = "ws://" + target
     parts = urlsplit(target)
     if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"unsupported scheme {parts.scheme!r}: use ws:// or wss://")
+        raise ValueError(f"unsupported scheme {parts.scheme!r}: use ws://, wss:// or ssh://")
     if not parts.hostname:
         raise ValueError(f"no host in {target!r}")
     try:
