@@ -232,3 +232,60 @@ def test_tail_a_named_ssh_host(tmp_path: Path, serve_process, sshd: Sshd) -> Non
     assert len(got) == 1
     line = json.loads(got[0])
     assert line["host"] == "box" and line["raw_line"] == "over ssh by name"
+
+
+# -- the sidebar: collapsible hosts -------------------------------------------------------------
+
+
+async def test_sidebar_hosts_collapse_expand_and_toggle(tmp_path: Path, start_server) -> None:
+    """← collapses a host (▸, a subscribed/total count), → expands it, Space on it toggles all."""
+    paths = {name: tmp_path / f"{name}.log" for name in ("auth", "ufw", "db")}
+    for path in paths.values():
+        path.write_text("")
+    web = await start_server({"auth": paths["auth"], "ufw": paths["ufw"]}, name="web1")
+    db = await start_server({"auth": paths["db"]}, name="db1")
+    app = WatchApp([LogClient(s.url, sources=None) for s in (web, db)])
+
+    def sidebar() -> list[str]:
+        """The sidebar's lines, each as its words: `▾ web1 live`, `1 ● auth 0`."""
+        return [" ".join(line.split()) for line in app.source_list.render().plain.splitlines()]
+
+    def acked(server: str) -> list[bool]:
+        return [row.acked for key, row in app.rows.items() if key[0] == server]
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: len(app.rows) == 3 and all(acked(web.url) + acked(db.url)))
+        assert sidebar() == ["▾ web1 live", "1 ● auth 0", "2 ● ufw 0", "▾ db1 live", "3 ● auth 0"]
+        await pilot.press("tab")  # the sidebar; its cursor is on the first host row
+        await pilot.press("left")
+        assert sidebar() == ["▸ web1 2/2 live", "▾ db1 live", "3 ● auth 0"]
+        await pilot.press("space")  # the collapsed host: all of its sources off
+        await until(pilot, lambda: acked(web.url) == [False, False], what="web1 sources off")
+        assert sidebar()[0] == "▸ web1 0/2 live" and acked(db.url) == [True]
+        await pilot.press("right")
+        assert sidebar() == ["▾ web1 live", "1 ○ auth 0", "2 ○ ufw 0", "▾ db1 live", "3 ● auth 0"]
+        await pilot.press("down", "enter")  # a source row: just that source
+        await until(pilot, lambda: acked(web.url) == [True, False], what="auth on again")
+        await pilot.press("down", "down", "down", "left")  # db1's source row folds its host
+        assert sidebar()[3:] == ["▸ db1 1/1 live"] and app.source_list.cursor == 3
+        await pilot.press("z")  # not all collapsed yet: collapse all
+        assert sidebar() == ["▸ web1 1/2 live", "▸ db1 1/1 live"]
+        await pilot.press("z")
+        assert len(sidebar()) == 5
+        await pilot.press("question_mark")
+        await pilot.pause()
+        help_text = str(app.screen.query_one("#help").render())
+        assert "collapse / expand the host" in help_text and "collapse or expand all" in help_text
+
+
+async def test_one_server_has_no_host_rows_to_fold(tmp_path: Path, start_server) -> None:
+    """With one server there are no host rows: ←, → and z change nothing."""
+    log = tmp_path / "auth.log"
+    log.write_text("")
+    server = await start_server({"auth": log})
+    app = WatchApp([LogClient(server.url, sources=None)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.rows.get("auth") is not None and app.rows["auth"].acked)
+        before = app.source_list.render().plain
+        await pilot.press("tab", "left", "right", "z")
+        assert app.source_list.render().plain == before and before.startswith("1 ● auth")

@@ -88,9 +88,9 @@ async def test_watch_two_servers_tags_lines_host_slash_source(tmp_path, start_se
         assert rows == ["web1/auth from web", "db1/auth  from db"]
         assert app.connection_state == "2/2 live"
         sidebar = [line for line in app.source_list.render().plain.splitlines()]
-        assert sidebar[0].startswith("web1") and sidebar[0].endswith("live")
+        assert sidebar[0].startswith("▾ web1") and sidebar[0].endswith("live")
         assert sidebar[1].startswith("1 ● auth")
-        assert sidebar[2].startswith("db1") and sidebar[3].startswith("2 ● auth")
+        assert sidebar[2].startswith("▾ db1") and sidebar[3].startswith("2 ● auth")
 
 
 async def test_watch_a_stopped_server_is_down_while_the_other_streams(tmp_path, start_server):
@@ -105,7 +105,7 @@ async def test_watch_a_stopped_server_is_down_while_the_other_streams(tmp_path, 
         db_row = app.rows[(db_url, "auth")]
         assert db_row.down and not db_row.acked and not app.rows[(web.url, "auth")].down
         sidebar = app.source_list.render().plain.splitlines()
-        assert sidebar[2].startswith("db1") and sidebar[2].endswith("down")
+        assert sidebar[2].startswith("▾ db1") and sidebar[2].endswith("down")
         assert sidebar[3].endswith("down")
         assert "1/2 live" in app.header_line.render().plain
         assert "db1 down" in app.header_line.render().plain
