@@ -10,6 +10,7 @@ import asyncio
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -151,6 +152,15 @@ def ssh_children(pid: int) -> list[int]:
     return found
 
 
+def running(pid: int) -> bool:
+    """Is the process there and not a zombie (whose reaping is its parent's business)?"""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 def tail_over_ssh(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "logtv", "tail", url, *args],
@@ -279,6 +289,46 @@ def test_tail_over_ssh_receives_lines(tmp_path: Path, serve_process, sshd: Sshd)
         stop(tail)
     assert tail.returncode == 0
     assert ssh_children(tail.pid) == []
+
+
+@needs_sshd
+def test_ctrl_c_ends_tail_and_its_ssh(tmp_path: Path, serve_process, sshd: Sshd) -> None:
+    """SIGINT (Ctrl-C) to a tail over ssh exits 0 and leaves no ssh process behind."""
+    log = tmp_path / "auth.log"
+    write_lines(log, ["x"])
+    server = serve_process("--source", f"auth={log}")
+    server.wait_listening()
+    tail = tail_over_ssh(sshd.url(server.port), "--backlog", "1")
+    try:
+        assert read_stdout_lines(tail, 1, timeout=20) == ["auth | x"]
+        children = ssh_children(tail.pid)
+        assert len(children) == 1
+        tail.send_signal(signal.SIGINT)
+        assert tail.wait(10) == 0
+    finally:
+        stop(tail)
+    assert not any(running(pid) for pid in children)
+
+
+@needs_sshd
+def test_killed_tail_leaves_no_ssh(tmp_path: Path, serve_process, sshd: Sshd) -> None:
+    """SIGKILL to tail (no cleanup at all): its ssh reads end-of-file and exits by itself."""
+    log = tmp_path / "auth.log"
+    write_lines(log, ["x"])
+    server = serve_process("--source", f"auth={log}")
+    server.wait_listening()
+    tail = tail_over_ssh(sshd.url(server.port), "--backlog", "1")
+    try:
+        assert read_stdout_lines(tail, 1, timeout=20) == ["auth | x"]
+        (child,) = ssh_children(tail.pid)
+        tail.kill()
+        tail.wait(5)
+        deadline = time.monotonic() + 10
+        while running(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running(child)
+    finally:
+        stop(tail)
 
 
 @needs_sshd
