@@ -307,7 +307,7 @@ def _clients(
     """
     from logtv.client.connection import LogClient, normalize_url
     from logtv.client.hosts import HostsFile, default_hosts_path, load_hosts
-    from logtv.client.ssh import parse_ssh_url
+    from logtv.client.ssh import parse_ssh_url, ssh_argv
     from logtv.client.targets import security_target, split_targets
 
     try:
@@ -324,7 +324,10 @@ def _clients(
             entries.append((server, None))
     for address, host in entries:  # each address checked first, named as the user wrote it
         try:
-            parse_ssh_url(address) if address.startswith("ssh://") else normalize_url(address)
+            if address.startswith("ssh://"):
+                ssh_argv(parse_ssh_url(address))  # a bad $LOGTV_SSH_COMMAND: say so now
+            else:
+                normalize_url(address)
         except ValueError as exc:
             raise CommandError(f"[hosts.{host.name}]: {exc}" if host else str(exc)) from None
     addresses = [address for address, _ in entries]

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from logtv.client.app import WatchApp
-from logtv.client.connection import LogClient
+from logtv.client.connection import Disconnected, LogClient
 from logtv.client.ssh import SSH_COMMAND_ENV, SshTarget, parse_ssh_url, ssh_argv
 from tests.conftest import write_lines
-from tests.test_cli import read_stdout_lines
+from tests.test_cli import assert_one_error_line, read_stdout_lines, run_logtv
 from tests.test_watch import shown_texts, until
 
 SSHD = Path("/usr/sbin/sshd")
@@ -269,6 +269,34 @@ def test_ssh_argv_uses_batch_mode_and_the_override() -> None:
         ssh_argv(SshTarget("box"), {SSH_COMMAND_ENV: "ssh -i 'unclosed"})
 
 
+@pytest.mark.parametrize("command", ["watch", "tail"])
+def test_bad_ssh_address_or_command_is_one_error_line(command: str) -> None:
+    """A bad ssh:// address or an unsplittable $LOGTV_SSH_COMMAND: one error line, exit 2."""
+    result = run_logtv(command, "ssh://box?port=x")
+    assert_one_error_line(result, "bad remote port 'x'")
+    process = subprocess.run(
+        [sys.executable, "-m", "logtv", command, "ssh://box"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, SSH_COMMAND_ENV: "ssh -o 'unclosed"},
+    )
+    assert_one_error_line(process, f"cannot split ${SSH_COMMAND_ENV}")
+
+
+async def test_missing_ssh_program_is_the_connection_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A $LOGTV_SSH_COMMAND program that does not exist is a Disconnected saying so, no crash."""
+    monkeypatch.setenv(SSH_COMMAND_ENV, str(tmp_path / "no-such-ssh"))
+    client = LogClient("ssh://box", reconnect=False)
+    events = [event async for event in client.events()]
+    assert len(events) == 1 and isinstance(events[0], Disconnected)
+    assert events[0].error == f"cannot run {tmp_path / 'no-such-ssh'}: No such file or directory"
+    assert events[0].retry_in is None
+
+
 # -- against a real sshd ------------------------------------------------------------------------
 
 
@@ -347,6 +375,19 @@ def test_wrong_key_shows_ssh_permission_denied(tmp_path: Path, serve_process, ss
     assert line.startswith("logtv: ssh: ") and "(publickey)" in line
     assert "BatchMode" in line and "retrying in" in line
     assert ssh_children(tail.pid) == []
+
+
+@needs_sshd
+def test_unknown_host_key_is_ssh_host_key_verification_failed(tmp_path: Path, sshd: Sshd) -> None:
+    """A sshd whose host key is not in known_hosts: ssh's own verification failure is shown."""
+    command = sshd.ssh_command.replace("UserKnownHostsFile=", f"UserKnownHostsFile={tmp_path}/x")
+    tail = tail_over_ssh(sshd.url(free_port()), env={SSH_COMMAND_ENV: command})
+    try:
+        said = read_stderr_until(tail, "retrying in")
+    finally:
+        stop(tail)
+    assert said.startswith("logtv: ssh: ") and "Host key verification failed." in said
+    assert "plain `ssh 127.0.0.1`" in said
 
 
 @needs_sshd

@@ -121,7 +121,10 @@ async def open_tunnel(target: SshTarget) -> AsyncIterator[socket.socket]:
     ssh is started here and always ended and reaped on the way out. If the block fails while
     ssh has exited unhappily, :class:`SshError` with ssh's own words replaces the failure.
     """
-    argv = ssh_argv(target)
+    try:
+        argv = ssh_argv(target)
+    except ValueError as exc:
+        raise SshError(str(exc)) from None
     ours, theirs = socket.socketpair()
     try:
         process = await asyncio.create_subprocess_exec(
@@ -183,6 +186,8 @@ async def _failure(
     reason = "; ".join(lines[-3:]) or f"ssh exited with status {code}"
     if "Permission denied" in reason or "passphrase" in reason.lower():
         reason += " (logtv runs ssh with BatchMode: a password prompt cannot work, use a key)"
+    elif "Host key verification failed" in reason:
+        reason += f" (check the host key once with a plain `ssh {target.host}`)"
     elif "open failed" in reason or "forwarding failed" in reason:
         reason += f" (is `logtv serve` listening on 127.0.0.1:{target.remote_port} there?)"
     return f"ssh: {reason}"
