@@ -320,6 +320,28 @@ def test_tail_over_ssh_receives_lines(tmp_path: Path, serve_process, sshd: Sshd)
 
 
 @needs_sshd
+def test_token_goes_through_the_tunnel(tmp_path: Path, serve_process, sshd: Sshd) -> None:
+    """A server that wants a token: --token-file works over ssh; without it, HTTP 401 and exit."""
+    log = tmp_path / "auth.log"
+    write_lines(log, ["secret line"])
+    token = tmp_path / "token"
+    token.write_text("a-long-enough-test-token-123\n")
+    server = serve_process("--source", f"auth={log}", "--token-file", str(token))
+    server.wait_listening()
+    tail = tail_over_ssh(sshd.url(server.port), "--backlog", "1", "--token-file", str(token))
+    try:
+        assert read_stdout_lines(tail, 1, timeout=20) == ["auth | secret line"]
+    finally:
+        stop(tail)
+    refused = tail_over_ssh(sshd.url(server.port))
+    try:
+        _, err = refused.communicate(timeout=30)
+    finally:
+        stop(refused)
+    assert refused.returncode == 1 and "HTTP 401" in err
+
+
+@needs_sshd
 def test_ctrl_c_ends_tail_and_its_ssh(tmp_path: Path, serve_process, sshd: Sshd) -> None:
     """SIGINT (Ctrl-C) to a tail over ssh exits 0 and leaves no ssh process behind."""
     log = tmp_path / "auth.log"
