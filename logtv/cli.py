@@ -32,6 +32,7 @@ from logtv.config import (
 
 if TYPE_CHECKING:
     from logtv.client.connection import LogClient
+    from logtv.client.hosts import NamedHost
 
 __all__ = ["main"]
 
@@ -79,12 +80,20 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def _target_arguments(parser: argparse.ArgumentParser) -> None:
     """The viewers' positional words: servers and sources (see ``client.targets``)."""
-    parser.add_argument("server", metavar="HOST:PORT", help="server address or ws:// URL")
+    parser.add_argument(
+        "server", metavar="HOST:PORT", help="server address, ws:// or ssh:// URL, or @NAME"
+    )
     parser.add_argument(
         "sources",
         nargs="*",
         metavar="SOURCE|HOST:PORT",
-        help="sources (default: all); more servers: HOST:PORT, [::1]:PORT or ws:// URLs",
+        help="sources (default: all); more servers: HOST:PORT, [::1]:PORT, URLs or @NAME",
+    )
+    parser.add_argument(
+        "--hosts",
+        type=Path,
+        metavar="FILE",
+        help="the named hosts for @NAME (default: ~/.config/logtv/hosts.toml)",
     )
 
 
@@ -126,7 +135,9 @@ def client_security(args: argparse.Namespace) -> tuple[str | None, ssl.SSLContex
         token = os.environ.get("LOGTV_TOKEN", "").strip() or None
     context = None
     try:
-        secure = normalize_url(args.server).startswith("wss:")
+        # ssh:// and named hosts: plain ws:// inside the tunnel, or the hosts file's own `ca`.
+        tunnelled = args.server.startswith(("ssh://", "@"))
+        secure = not tunnelled and normalize_url(args.server).startswith("wss:")
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     if args.ca is not None and not secure:
@@ -292,31 +303,73 @@ async def _serve(config: ServerConfig) -> int:
 def _clients(
     args: argparse.Namespace, *, default_sources: list[str] | None
 ) -> dict[str, LogClient]:
-    """One client per server named on the command line (the same server twice is one)."""
-    from logtv.client.connection import LogClient
+    """One client per server named on the command line (the same server twice is one).
+
+    A ``@name`` stands for the hosts file's host (or group of hosts) of that name; a host's own
+    ``token-file`` and ``ca`` win over the flags for it.
+    """
+    from logtv.client.connection import LogClient, normalize_url
+    from logtv.client.hosts import HostsFile, default_hosts_path, load_hosts
+    from logtv.client.ssh import parse_ssh_url, ssh_argv
     from logtv.client.targets import security_target, split_targets
 
     try:
         servers, sources = split_targets([args.server, *args.sources])
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    hosts_file: HostsFile | None = None
+    entries: list[tuple[str, NamedHost | None]] = []
+    for server in servers:
+        if server.startswith("@"):
+            hosts_file = hosts_file or load_hosts(args.hosts or default_hosts_path())
+            entries.extend((host.url, host) for host in hosts_file.expand(server))
+        else:
+            entries.append((server, None))
+    for address, host in entries:  # each address checked first, named as the user wrote it
+        try:
+            if address.startswith("ssh://"):
+                ssh_argv(parse_ssh_url(address))  # a bad $LOGTV_SSH_COMMAND: say so now
+            else:
+                normalize_url(address)
+        except ValueError as exc:
+            raise CommandError(f"[hosts.{host.name}]: {exc}" if host else str(exc)) from None
+    addresses = [address for address, _ in entries]
     token, context = client_security(
-        argparse.Namespace(**{**vars(args), "server": security_target(servers)})
+        argparse.Namespace(**{**vars(args), "server": security_target(addresses)})
     )
     clients: dict[str, LogClient] = {}
-    try:
-        for server in servers:
+    for address, host in entries:
+        where = f"[hosts.{host.name}]: " if host else ""
+        try:
             client = LogClient(
-                server,
+                address,
                 sources=sources or default_sources,
                 backlog=args.backlog,
-                token=token,
-                ssl_context=context,
+                token=_host_token(host) or token,
+                ssl_context=_host_context(host) or context,
+                name=host.name if host else None,
             )
-            clients.setdefault(client.url, client)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
+        except ValueError as exc:
+            raise CommandError(f"{where}{exc}") from None
+        clients.setdefault(client.url, client)
     return clients
+
+
+def _host_token(host: NamedHost | None) -> str | None:
+    if host is None or host.token_file is None:
+        return None
+    return read_token_file(host.token_file, f"token-file of [hosts.{host.name}]")
+
+
+def _host_context(host: NamedHost | None) -> ssl.SSLContext | None:
+    if host is None or host.ca is None:
+        return None
+    if not host.url.startswith("wss://"):
+        raise CommandError(f"[hosts.{host.name}]: ca is for wss:// urls")
+    try:
+        return ssl.create_default_context(cafile=host.ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandError(f"[hosts.{host.name}]: cannot use ca {host.ca}: {exc}") from None
 
 
 async def _tail(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ from logtv.client.tail import run_tail
 from logtv.client.targets import is_server, split_targets
 from logtv.server.server import LogServer
 from tests.conftest import write_lines
-from tests.test_cli import assert_one_error_line, run_logtv
 from tests.test_watch import screen_rows, shown_texts, until
 
 
@@ -64,17 +63,10 @@ def test_split_targets(words: list[str], servers: list[str], sources: list[str])
     assert split_targets(words) == (servers, sources)
 
 
-def test_named_hosts_are_not_supported_yet() -> None:
-    """`@name` parses as a server and gets a clear "not supported yet" error."""
+def test_named_hosts_are_servers() -> None:
+    """`@name` parses as a server (the hosts file says which; see tests/test_hosts.py)."""
     assert is_server("@web1")
-    with pytest.raises(ValueError, match="named hosts are not supported yet"):
-        split_targets(["@web1", "auth"])
-
-
-@pytest.mark.parametrize("command", ["watch", "tail"])
-def test_named_host_on_the_command_line_is_one_error_line(command: str) -> None:
-    """`logtv watch @web1` and `logtv tail @web1` are one error line, exit 2."""
-    assert_one_error_line(run_logtv(command, "@web1"), "named hosts are not supported yet")
+    assert split_targets(["@web1", "auth"]) == (["@web1"], ["auth"])
 
 
 # -- watch ------------------------------------------------------------------------------------
@@ -96,9 +88,9 @@ async def test_watch_two_servers_tags_lines_host_slash_source(tmp_path, start_se
         assert rows == ["web1/auth from web", "db1/auth  from db"]
         assert app.connection_state == "2/2 live"
         sidebar = [line for line in app.source_list.render().plain.splitlines()]
-        assert sidebar[0].startswith("web1") and sidebar[0].endswith("live")
+        assert sidebar[0].startswith("▾ web1") and sidebar[0].endswith("live")
         assert sidebar[1].startswith("1 ● auth")
-        assert sidebar[2].startswith("db1") and sidebar[3].startswith("2 ● auth")
+        assert sidebar[2].startswith("▾ db1") and sidebar[3].startswith("2 ● auth")
 
 
 async def test_watch_a_stopped_server_is_down_while_the_other_streams(tmp_path, start_server):
@@ -113,7 +105,7 @@ async def test_watch_a_stopped_server_is_down_while_the_other_streams(tmp_path, 
         db_row = app.rows[(db_url, "auth")]
         assert db_row.down and not db_row.acked and not app.rows[(web.url, "auth")].down
         sidebar = app.source_list.render().plain.splitlines()
-        assert sidebar[2].startswith("db1") and sidebar[2].endswith("down")
+        assert sidebar[2].startswith("▾ db1") and sidebar[2].endswith("down")
         assert sidebar[3].endswith("down")
         assert "1/2 live" in app.header_line.render().plain
         assert "db1 down" in app.header_line.render().plain

@@ -55,9 +55,11 @@ HELP_KEYS: tuple[tuple[str, str], ...] = (
     ("↑ ↓ PgUp PgDn Home", "scroll the log (up pauses following)"),
     ("End, f", "follow the newest line again / pause"),
     ("Tab", "move between the source list and the log"),
-    ("Space, Enter", "toggle the source under the cursor"),
+    ("Space, Enter", "toggle the source (or host) under the cursor"),
     ("1 … 9", "toggle the nth source"),
     ("a", "toggle all sources"),
+    ("← →", "collapse / expand the host under the cursor"),
+    ("z", "collapse or expand all hosts"),
     ("/", "filter by a regular expression (Esc clears)"),
     ("n, N", "next / previous line matching the filter"),
     ("t", "show when each line was received"),
@@ -134,6 +136,7 @@ class WatchApp(App[int]):
         Binding("slash", "filter", "Filter"),
         Binding("f", "toggle_follow", "Follow"),
         Binding("a", "toggle_all", "All"),
+        Binding("z", "fold_hosts", "Fold hosts", show=False),
         Binding("n", "match(True)", "Next", show=False),
         Binding("N", "match(False)", "Prev", show=False),
         Binding("t", "times", "Times"),
@@ -302,7 +305,8 @@ class WatchApp(App[int]):
         if self.many:
             # Two servers calling themselves the same: tell them apart by their addresses.
             taken = {s.label for s in self.servers.values() if s is not server}
-            server.label = event.host if event.host not in taken else server.client.target
+            hello_name = event.host if event.host not in taken else server.client.target
+            server.label = server.client.name or hello_name  # a hosts-file name stays
         else:
             self.host = event.host
         wanted = server.client.subscriptions
@@ -517,6 +521,10 @@ class WatchApp(App[int]):
         for name in self.rows:
             if self.rows[name].wanted != want:
                 self._toggle(name, want)
+
+    def action_fold_hosts(self) -> None:
+        """With several servers: collapse every host row, or expand them all."""
+        self.source_list.fold_all()
 
     def action_toggle_follow(self) -> None:
         view = self.log_view

@@ -9,6 +9,7 @@ exactly what was missed (or says, with a gap, what it no longer has). When the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import ssl
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from logtv.client.ssh import SshTarget, open_tunnel, parse_ssh_url
 from logtv.config import DEFAULT_PORT
 from logtv.protocol import ALL, PATH
 
@@ -134,7 +136,7 @@ def normalize_url(target: str) -> str:
         target = "ws://" + target
     parts = urlsplit(target)
     if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"unsupported scheme {parts.scheme!r}: use ws:// or wss://")
+        raise ValueError(f"unsupported scheme {parts.scheme!r}: use ws://, wss:// or ssh://")
     if not parts.hostname:
         raise ValueError(f"no host in {target!r}")
     try:
@@ -173,10 +175,16 @@ class LogClient:
         reconnect: bool = True,
         max_backoff: float = 10.0,
         open_timeout: float = 10.0,
+        name: str | None = None,
     ) -> None:
-        self.url = normalize_url(url)
-        #: The address as the user gave it (``web1:8765``), for labels and ``tail --json``.
-        self.target = url
+        #: For ``ssh://`` targets: the tunnel's far end; the WebSocket URL is then its loopback.
+        self.ssh: SshTarget | None = parse_ssh_url(url) if url.startswith("ssh://") else None
+        self.url = self.ssh.url if self.ssh else normalize_url(url)
+        #: The address as the user gave it (``web1:8765``), or the hosts file's name for it,
+        #: for labels and ``tail --json``.
+        self.target = name or url
+        #: A hosts-file name: the label of this server's lines, instead of its hello host name.
+        self.name = name
         #: What to subscribe to after every (re)connect; None: each source the server has,
         #: one by one (so that a viewer can then drop any of them).
         self.subscriptions: list[str] | None = (
@@ -232,15 +240,23 @@ class LogClient:
             tls = (self.ssl_context or True) if self.url.startswith("wss:") else None
             try:
                 headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
-                async with connect(
-                    self.url,
-                    additional_headers=headers,
-                    ssl=tls,
-                    compression=None,
-                    max_size=None,
-                    open_timeout=self.open_timeout,
-                    user_agent_header=None,
-                ) as connection:
+                async with contextlib.AsyncExitStack() as stack:
+                    # Over ssh: a new ssh per attempt, speaking to the remote's own loopback.
+                    sock = (
+                        await stack.enter_async_context(open_tunnel(self.ssh)) if self.ssh else None
+                    )
+                    connection = await stack.enter_async_context(
+                        connect(
+                            self.ssh.ws_url if self.ssh else self.url,
+                            sock=sock,
+                            additional_headers=headers,
+                            ssl=tls,
+                            compression=None,
+                            max_size=None,
+                            open_timeout=self.open_timeout,
+                            user_agent_header=None,
+                        )
+                    )
                     self._connection = connection
                     async for event in self._session(connection):
                         if isinstance(event, Connected):

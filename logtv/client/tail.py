@@ -148,7 +148,7 @@ async def _print_events(
                 raise event
             said = f"logtv: {sanitize(clients[index].target)}: " if many else "logtv: "
             if isinstance(event, Connected) and many:
-                labels[index] = event.host
+                labels[index] = clients[index].name or event.host
             stop = _print_event(
                 event,
                 out,

@@ -1,9 +1,10 @@
 """The positional arguments of `logtv watch` and `logtv tail`: which are servers, which sources.
 
 A server argument always says so: it has a port (``HOST:PORT``, ``[::1]:PORT``), a scheme
-(``ws://``, ``wss://``) or a leading ``@`` (a named host, not supported yet). A bare word is a
-source name. For today's forms, with no argument that says it is a server, the first one is the
-server (``logtv watch HOST`` or ``logtv watch HOST auth``, port 8765).
+(``ws://``, ``wss://``, ``ssh://``) or a leading ``@`` (a named host or group of the hosts
+file, see ``client.hosts``). A bare word is a source name. For today's forms, with no argument
+that says it is a server, the first one is the server (``logtv watch HOST`` or
+``logtv watch HOST auth``, port 8765).
 """
 
 from __future__ import annotations
@@ -24,20 +25,15 @@ def is_server(word: str) -> bool:
 def split_targets(words: Sequence[str]) -> tuple[list[str], list[str]]:
     """The servers (in order, without repeats) and the source names among ``words``.
 
-    Raises ValueError for a named host (``@name``) or when no server is given.
+    Raises ValueError when no server is given.
     """
     if not words:
-        raise ValueError("name a server: HOST:PORT, [::1]:PORT or ws://HOST:PORT")
+        raise ValueError("name a server: HOST:PORT, [::1]:PORT, ws://HOST:PORT or ssh://HOST")
     if not any(is_server(word) for word in words):
         servers, sources = [words[0]], list(words[1:])
     else:
         servers = [word for word in words if is_server(word)]
         sources = [word for word in words if not is_server(word)]
-    for server in servers:
-        if server.startswith("@"):
-            raise ValueError(
-                f"named hosts are not supported yet ({server!r}): give HOST:PORT or a ws:// URL"
-            )
     return list(dict.fromkeys(servers)), list(dict.fromkeys(sources))
 
 
