@@ -97,8 +97,6 @@ def parse_message(
     tag = _clean_word(parsed.tag)
     pid = _clean_word(parsed.pid)
     message = parsed.message
-    if message.startswith(_BOM):
-        message = message[1:]
     if tag is None:
         line = f"{stamp} {host} {message}"
     elif pid is None:
@@ -303,6 +301,8 @@ def _parse_5424(rest: str) -> _Parts:
         match = _RFC3339_RE.fullmatch(stamp)
         timestamp = _format_3339(match) if match else None
     data, message = _split_structured_data(rest)
+    if message.startswith(_BOM):
+        message = message[1:]
     if data is not None:
         message = f"{data} {message}" if message else data
     return _Parts(timestamp, host, app, procid, message)
