@@ -49,11 +49,18 @@ def test_rfc3164_with_rfc3339_timestamp():
     assert message.line == "Dec  4 10:00:01 web2 nginx: GET /"
 
 
-def test_rfc3164_without_tag_keeps_the_text():
-    """After the host, text that is no tag is the message, and the line has no tag."""
-    message = parse(b"<13>Oct 11 22:14:15 web1 just some words")
-    assert message.tag is None
-    assert message.line == "Oct 11 22:14:15 web1 just some words"
+def test_rfc3164_tag_without_colon_is_kept_as_it_came():
+    """After the host the first word is the tag even without a colon (as rsyslog reads it and
+    forwards RFC 5424 messages), and the line shows it as it came."""
+    message = parse(b"<13>Oct 11 22:14:15 web1 fleetapp[7] through rsyslog")
+    assert (message.tag, message.pid) == ("fleetapp", "7")
+    assert message.line == "Oct 11 22:14:15 web1 fleetapp[7] through rsyslog"
+
+
+def test_rfc3164_without_timestamp_needs_a_colon_for_a_tag():
+    """Without a timestamp only a word ending in a colon is a tag; other text is all message."""
+    assert parse(b"<13>some words").tag is None
+    assert parse(b"<13>cron: done").line == f"{received_stamp()} 192.0.2.9 cron: done"
 
 
 def test_rfc5424_full_with_structured_data_and_bom():

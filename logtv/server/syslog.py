@@ -78,14 +78,14 @@ class SyslogReceiver:
         allow: Iterable[IPNetwork] = (),
         max_sources: int,
         max_line: int,
-        max_connections: int = MAX_CONNECTIONS,
+        max_connections: int | None = None,
     ) -> None:
         self.hub = hub
         self.listens = tuple(listens)
         self.allow = tuple(allow)
         self.max_sources = max_sources
         self.max_line = max_line
-        self.max_connections = max_connections
+        self.max_connections = MAX_CONNECTIONS if max_connections is None else max_connections
         #: The bound sockets, as ``udp://127.0.0.1:5514`` (the real port when 0 was asked).
         self.urls: list[str] = []
         #: The sources this receiver added (the overflow one included once it exists).
@@ -98,7 +98,7 @@ class SyslogReceiver:
         self._servers: list[asyncio.Server] = []
         self._transports: list[asyncio.DatagramTransport] = []
         self._not_allowed = _DropLog("messages or connections from outside --syslog-allow")
-        self._too_many = _DropLog(f"TCP connections over the limit of {max_connections}")
+        self._too_many = _DropLog(f"TCP connections over the limit of {self.max_connections}")
         self._loop = asyncio.get_running_loop()
 
     # -- life cycle -------------------------------------------------------------------------------

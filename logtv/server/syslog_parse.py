@@ -6,7 +6,8 @@ Whatever a sender puts on the wire is untrusted, so every input has a defined re
   each header field possibly ``-``) or RFC 3164 (``Mmm dd hh:mm:ss HOST TAG[PID]: MSG``). A
   missing or bad PRI means user.notice (RFC 3164 4.3.3) and the whole text is the message; a
   missing timestamp means the time it was received; a missing host means the sender's address.
-- The line is what a syslog file would hold: ``Mmm dd HH:MM:SS host tag[pid]: message``.
+- The line is what a syslog file would hold: ``Mmm dd HH:MM:SS host tag[pid]: message``
+  (after a host, the first word is the tag, as rsyslog reads it, colon or not).
   RFC 5424 structured data other than ``-`` is kept, in front of the message. A UTF-8 BOM at
   the start of the message is dropped; invalid UTF-8 becomes U+FFFD; trailing NUL, CR and LF
   are dropped; a line longer than ``max_line`` bytes is cut with ``…[logtv: N bytes cut]``, as
@@ -49,6 +50,8 @@ _RFC3339_RE = re.compile(
 )
 #: An RFC 3164 tag: a program name, an optional [pid], then a colon (or the [pid] and a space).
 _TAG_RE = re.compile(r"([^\s\[\]:]{1,48})(?:\[([^\]\s]{1,32})\])?(:|(?<=\]) )")
+#: After a host, as rsyslog reads it: the first word is the tag, with or without its colon.
+_LOOSE_TAG_RE = re.compile(r"([^\s\[\]:]{1,48})(?:\[([^\]\s]{1,32})\])?(:| )")
 _HEADER_WORD_RE = re.compile(r"\S{1,255}")
 _ILLEGAL_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.@:-]")
 
@@ -97,12 +100,13 @@ def parse_message(
     tag = _clean_word(parsed.tag)
     pid = _clean_word(parsed.pid)
     message = parsed.message
+    colon = ":" if parsed.colon else ""
     if tag is None:
         line = f"{stamp} {host} {message}"
     elif pid is None:
-        line = f"{stamp} {host} {tag}: {message}"
+        line = f"{stamp} {host} {tag}{colon} {message}"
     else:
-        line = f"{stamp} {host} {tag}[{pid}]: {message}"
+        line = f"{stamp} {host} {tag}[{pid}]{colon} {message}"
     return SyslogMessage(pri & 7, pri >> 3, host, tag, pid, _cut(line, max_line, cut))
 
 
@@ -252,6 +256,8 @@ class _Parts:
     tag: str | None
     pid: str | None
     message: str
+    #: The tag ended with a colon (a tag without one is shown without one, as it came).
+    colon: bool = True
 
 
 def _parse_3164(rest: str) -> _Parts:
@@ -276,13 +282,14 @@ def _parse_3164(rest: str) -> _Parts:
             host = word.group()
             rest = rest[word.end() + 1 :]
     tag = pid = None
-    match = _TAG_RE.match(rest)
+    match = (_LOOSE_TAG_RE if host is not None else _TAG_RE).match(rest)
+    colon = True
     if match:
-        tag, pid = match.group(1), match.group(2)
+        tag, pid, colon = match.group(1), match.group(2), match.group(3) == ":"
         rest = rest[match.end() :]
-        if rest.startswith(" "):
+        if colon and rest.startswith(" "):
             rest = rest[1:]
-    return _Parts(timestamp, host, tag, pid, rest)
+    return _Parts(timestamp, host, tag, pid, rest, colon)
 
 
 def _parse_5424(rest: str) -> _Parts:
