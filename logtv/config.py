@@ -309,6 +309,8 @@ class ServerConfig:
                 f"syslog-max-sources must be from 1 to 10000, not {self.syslog_max_sources}"
             )
         if not self.syslog:
+            if self.syslog_allow:
+                raise ConfigError("syslog-allow is for --syslog listeners, and none is given")
             return
         if SYSLOG_OVERFLOW in self.sources:
             raise ConfigError(f"the source name {SYSLOG_OVERFLOW!r} is kept for syslog senders")

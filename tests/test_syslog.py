@@ -16,6 +16,7 @@ from logtv.cli import main
 from logtv.config import (
     ConfigError,
     ServerConfig,
+    TokenGrant,
     config_from_mapping,
     parse_syslog_allow,
     parse_syslog_url,
@@ -209,6 +210,54 @@ async def test_tcp_connections_are_bounded(start_server, connect_peer, monkeypat
         writer.close()
 
 
+async def test_one_iteration_is_one_publish(start_server, monkeypatch):
+    """Messages received in one loop iteration reach the hub in one publish call, one update
+    per source, each line with its severity."""
+    server = await start_server({}, syslog=BOTH)
+    calls: list[list[Any]] = []
+    publish = server.hub.publish
+
+    def recording(updates: list[Any]) -> None:
+        calls.append(updates)
+        publish(updates)
+
+    monkeypatch.setattr(server.hub, "publish", recording)
+    for data in (
+        b"<11>Oct 11 22:14:15 h a: 1",
+        b"<12>Oct 11 22:14:15 h b: 2",
+        b"<13>Oct 11 22:14:15 h a: 3",
+    ):
+        server.syslog.receive(data, "127.0.0.1")
+    await wait_for(lambda: calls, "the publish")
+    [updates] = calls
+    assert [(u.name, u.lines, u.severities) for u in updates] == [
+        ("a@h", ["Oct 11 22:14:15 h a: 1", "Oct 11 22:14:15 h a: 3"], [3, 5]),
+        ("b@h", ["Oct 11 22:14:15 h b: 2"], [4]),
+    ]
+
+
+async def test_token_limited_clients_never_see_syslog_sources(start_server, connect_peer, tmp_path):
+    """A client whose token is limited to some sources is not told of syslog sources; a client
+    with the main token is."""
+    app = tmp_path / "app.log"
+    app.write_text("")
+    main_token, ops_token = "m" * 32, "o" * 32
+    grant = TokenGrant("ops", ops_token, frozenset({"app"}))
+    server = await start_server({"app": app}, syslog=BOTH, token=main_token, tokens=(grant,))
+    limited = await connect_peer(
+        server, additional_headers={"Authorization": f"Bearer {ops_token}"}
+    )
+    everything = await connect_peer(
+        server, additional_headers={"Authorization": f"Bearer {main_token}"}
+    )
+    for peer in (limited, everything):
+        await peer.subscribe("all")
+    send_udp(port_of(server, "udp"), b"<13>Oct 11 22:14:15 h secret: x")
+    assert (await source_event(everything))["name"] == "secret@h"
+    await everything.lines(1)
+    assert [m for m in await limited.quiet(0.3) if m["type"] != "stats"] == []
+
+
 async def test_stop_closes_the_sockets(start_server):
     """After stop, the syslog ports are free again."""
     server = await start_server({}, syslog=BOTH)
@@ -249,6 +298,8 @@ def test_settings_are_checked():
         ServerConfig(syslog_max_sources=0).validated()
     with pytest.raises(ConfigError, match="kept for syslog senders"):
         ServerConfig(syslog=BOTH, sources={"syslog-overflow": Path("/x")}).validated()
+    with pytest.raises(ConfigError, match="syslog-allow is for --syslog"):
+        ServerConfig(syslog_allow=(parse_syslog_allow("10.0.0.1"),)).validated()
     with pytest.raises(ConfigError, match="is given twice"):
         ServerConfig(syslog=(parse_syslog_url("udp://127.0.0.1:5514"),) * 2).validated()
     config = config_from_mapping(
