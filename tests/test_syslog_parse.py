@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logtv.protocol import SOURCE_NAME_RE
 from logtv.server.syslog_parse import FrameSplitter, parse_message, source_name
@@ -216,3 +218,34 @@ def test_garbage_count_is_read_as_an_lf_frame():
     """Digits not followed by a space, or too many of them, are just the start of a line."""
     splitter = FrameSplitter(1024)
     assert splitter.feed(b"12abc\n99999999999 x\n0 \n") == [(b"12abc", 0), (b"99999999999 x", 0)]
+
+
+def test_many_small_frames_in_one_read():
+    """Ten thousand frames in one read all come out, in order, and nothing is left held."""
+    stream = b"".join(b"<13>t: line %d\n" % i for i in range(10_000))
+    splitter = FrameSplitter(1024)
+    frames = splitter.feed(stream)
+    assert [frame for frame, _ in frames] == [b"<13>t: line %d" % i for i in range(10_000)]
+    assert splitter.buffered == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000), st.lists(st.integers(1, 400), max_size=20))
+def test_any_bytes_any_split_same_frames_and_bounded(stream: bytes, sizes: list[int]):
+    """Any bytes split at any points give the same frames as in one read, each frame within
+    max-line, the buffer within its bound, and every frame parses to a legal source name."""
+    whole = FrameSplitter(256)
+    expected = whole.feed(stream) + whole.finish()
+    pieces = FrameSplitter(256)
+    frames, position = [], 0
+    for size in [*sizes, len(stream)]:
+        frames += pieces.feed(stream[position : position + size])
+        assert pieces.buffered <= 256 + 11
+        position += size
+    frames += pieces.finish()
+    assert frames == expected
+    for frame, cut in frames:
+        assert len(frame) <= 256
+        message = parse(frame, max_line=1024, cut=cut)
+        assert SOURCE_NAME_RE.match(source_name(message.tag, message.host))
+        assert len(message.line.split(" \u2026[logtv:")[0].encode()) <= 1024

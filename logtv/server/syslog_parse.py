@@ -38,6 +38,7 @@ __all__ = [
 DEFAULT_PRI = 13
 #: The longest octet count read as one (a 10-digit count is over any max-line anyway).
 _MAX_COUNT_DIGITS = 10
+_BLANKS = b"\r\n\x00 "
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _BOM = "\ufeff"
 
@@ -128,10 +129,11 @@ class FrameSplitter:
     """A TCP stream in, messages out: octet-counted or LF-ended frames, each bounded.
 
     Holds at most ``max_line`` bytes of an unfinished frame; beyond that the frame's bytes are
-    counted and skipped, and the frame comes out with that count.
+    counted and skipped, and the frame comes out with that count. A chunk is scanned with an
+    offset and trimmed once, so many small frames in one read cost no copying per frame.
     """
 
-    __slots__ = ("max_line", "_buffer", "_skip", "_skip_counted", "_skip_to_lf", "_cut_frame")
+    __slots__ = ("max_line", "_buffer", "_skip", "_skip_to_lf", "_cut_frame", "_skip_counted")
 
     def __init__(self, max_line: int) -> None:
         self.max_line = max_line
@@ -152,21 +154,24 @@ class FrameSplitter:
     def feed(self, chunk: bytes) -> list[tuple[bytes, int]]:
         """The frames completed by ``chunk``, each as (its bytes, how many bytes were cut)."""
         frames: list[tuple[bytes, int]] = []
-        self._buffer += chunk
-        while self._buffer:
-            if self._skip or self._skip_to_lf:
-                if not self._skip_rest(frames):
+        buffer = self._buffer
+        buffer += chunk
+        position, end = 0, len(buffer)
+        while position < end:
+            if self._cut_frame is not None:
+                position = self._skip_rest(position, frames)
+                if self._cut_frame is not None:
                     break
                 continue
-            buffer = self._buffer
-            start = 0
-            while start < len(buffer) and buffer[start] in b"\r\n\x00 ":
-                start += 1  # blank lines between frames (an LF after an octet-counted frame)
-            if start:
-                del buffer[:start]
-                continue
-            if not self._take_frame(frames):
+            while position < end and buffer[position] in _BLANKS:
+                position += 1  # blank lines between frames (an LF after an octet-counted frame)
+            if position == end:
                 break
+            taken = self._take_frame(position, frames)
+            if taken is None:
+                break
+            position = taken
+        del buffer[:position]
         return frames
 
     def finish(self) -> list[tuple[bytes, int]]:
@@ -174,79 +179,71 @@ class FrameSplitter:
         frames: list[tuple[bytes, int]] = []
         if self._cut_frame is not None:
             frames.append((self._cut_frame, self._skip_counted + len(self._buffer)))
-        elif self._buffer.strip(b"\r\n\x00 "):
-            frames.append((bytes(self._buffer), 0))
+        elif self._buffer.strip(_BLANKS):
+            frames.append((bytes(self._buffer.strip(_BLANKS)), 0))
         self._buffer.clear()
         self._cut_frame = None
         self._skip = 0
         self._skip_to_lf = False
         return frames
 
-    def _take_frame(self, frames: list[tuple[bytes, int]]) -> bool:
-        """Take one frame off the buffer; False when it is not complete yet."""
+    def _take_frame(self, start: int, frames: list[tuple[bytes, int]]) -> int | None:
+        """Take the frame at ``start``; the position after it, or None if it is not complete."""
         buffer = self._buffer
-        if buffer[:1].isdigit():
-            digits = 0
-            while digits < len(buffer) and buffer[digits : digits + 1].isdigit():
-                digits += 1
-            if digits == len(buffer) and digits <= _MAX_COUNT_DIGITS:
-                return False  # the count is still arriving
-            if digits <= _MAX_COUNT_DIGITS and buffer[digits : digits + 1] == b" ":
-                length = int(buffer[:digits])
-                body_start = digits + 1
-                if length == 0:
-                    del buffer[:body_start]
-                    return True
-                if length <= self.max_line:
-                    if len(buffer) < body_start + length:
-                        return False
-                    frames.append((bytes(buffer[body_start : body_start + length]), 0))
-                    del buffer[: body_start + length]
-                    return True
-                # Too long to keep: its head now (once it is here), the rest counted and skipped.
-                if len(buffer) < body_start + self.max_line:
-                    return False
-                self._cut_frame = bytes(buffer[body_start : body_start + self.max_line])
-                self._skip = length - self.max_line
-                self._skip_counted = 0
-                del buffer[: body_start + self.max_line]
-                return True
-        newline = buffer.find(b"\n")
-        if 0 <= newline <= self.max_line:
-            frames.append((bytes(buffer[:newline]), 0))
-            del buffer[: newline + 1]
-            return True
-        if len(buffer) <= self.max_line:
-            return False
-        self._cut_frame = bytes(buffer[: self.max_line])
-        self._skip_to_lf = True
-        self._skip_counted = 0
-        del buffer[: self.max_line]
-        return True
+        end = len(buffer)
+        digits = start
+        while digits < end and digits - start <= _MAX_COUNT_DIGITS and 48 <= buffer[digits] <= 57:
+            digits += 1
+        count = digits - start
+        if count and digits == end and count <= _MAX_COUNT_DIGITS:
+            return None  # the count is still arriving
+        if 0 < count <= _MAX_COUNT_DIGITS and buffer[digits] == 32:  # "LEN SP MSG"
+            length = int(buffer[start:digits])
+            body = digits + 1
+            if length <= self.max_line:
+                if end < body + length:
+                    return None
+                if length:
+                    frames.append((bytes(buffer[body : body + length]), 0))
+                return body + length
+            # Too long to keep: its head now (once it is here), the rest counted and skipped.
+            if end < body + self.max_line:
+                return None
+            self._cut_frame = bytes(buffer[body : body + self.max_line])
+            self._skip, self._skip_to_lf, self._skip_counted = length - self.max_line, False, 0
+            return body + self.max_line
+        newline = buffer.find(b"\n", start, start + self.max_line + 1)
+        if newline >= 0:
+            frames.append((bytes(buffer[start:newline]), 0))
+            return newline + 1
+        if end - start <= self.max_line:
+            return None
+        self._cut_frame = bytes(buffer[start : start + self.max_line])
+        self._skip, self._skip_to_lf, self._skip_counted = 0, True, 0
+        return start + self.max_line
 
-    def _skip_rest(self, frames: list[tuple[bytes, int]]) -> bool:
-        """Skip what is left of a cut frame; True once its end was found (and it emitted)."""
+    def _skip_rest(self, start: int, frames: list[tuple[bytes, int]]) -> int:
+        """Skip what is left of a cut frame from ``start``; emit it once its end is found."""
         buffer = self._buffer
-        if self._skip:
-            taken = min(self._skip, len(buffer))
+        if self._skip_to_lf:
+            newline = buffer.find(b"\n", start)
+            if newline < 0:
+                self._skip_counted += len(buffer) - start
+                return len(buffer)
+            self._skip_counted += newline - start
+            position = newline + 1
+        else:
+            taken = min(self._skip, len(buffer) - start)
             self._skip -= taken
             self._skip_counted += taken
-            del buffer[:taken]
+            position = start + taken
             if self._skip:
-                return False
-        else:
-            newline = buffer.find(b"\n")
-            if newline < 0:
-                self._skip_counted += len(buffer)
-                buffer.clear()
-                return False
-            self._skip_counted += newline
-            del buffer[: newline + 1]
-            self._skip_to_lf = False
+                return position
         assert self._cut_frame is not None
         frames.append((self._cut_frame, self._skip_counted))
         self._cut_frame = None
-        return True
+        self._skip_to_lf = False
+        return position
 
 
 @dataclass(slots=True)
