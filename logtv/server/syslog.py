@@ -94,6 +94,7 @@ class SyslogReceiver:
         self._routes: dict[str, str] = {}
         self._pending: dict[str, tuple[list[str], list[int]]] = {}
         self._flush_scheduled = False
+        self._full_logged = False
         self._connections: set[_Stream] = set()
         self._servers: list[asyncio.Server] = []
         self._transports: list[asyncio.DatagramTransport] = []
@@ -180,9 +181,10 @@ class SyslogReceiver:
         if name in self.hub.sources and name not in self.created:
             name = f"syslog:{wanted}"[:64]
         if name not in self.created:
-            full = len(self.created - {SYSLOG_OVERFLOW}) >= self.max_sources
+            full = len(self.created) - (SYSLOG_OVERFLOW in self.created) >= self.max_sources
             if full or name in self.hub.sources:
-                if full and SYSLOG_OVERFLOW not in self.created:
+                if full and not self._full_logged:
+                    self._full_logged = True
                     log.warning(
                         "syslog: %d sources made; later senders go to %r",
                         self.max_sources,
