@@ -27,6 +27,8 @@ from logtv.config import (
     override,
     parse_size,
     parse_source,
+    parse_syslog_allow,
+    parse_syslog_url,
     read_token_file,
 )
 
@@ -76,6 +78,18 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     serve.add_argument("--ping-interval", type=float, metavar="S", help="keepalive (20; 0: off)")
     serve.add_argument("--ping-timeout", type=float, metavar="S", help="pong wait (20)")
     serve.add_argument("--handshake-timeout", type=float, metavar="S", help="TLS+HTTP (10)")
+    serve.add_argument(
+        "--syslog",
+        action="append",
+        metavar="URL",
+        help="receive syslog on udp://HOST:PORT or tcp://HOST:PORT (repeat)",
+    )
+    serve.add_argument(
+        "--syslog-allow", action="append", metavar="CIDR", help="who may send syslog (repeat)"
+    )
+    serve.add_argument(
+        "--syslog-max-sources", type=int, metavar="N", help="then syslog-overflow (200)"
+    )
 
 
 def _target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -224,7 +238,9 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     # Flags may not name a source twice; a flag naming a source of the file replaces its path.
     flagged = add_sources({}, map(parse_source, args.source), "--source")
     sources: dict[str, Path | CommandSource] = {**config.sources, **flagged}
-    if not sources:
+    syslog = args.syslog and tuple(map(parse_syslog_url, args.syslog))
+    syslog_allow = args.syslog_allow and tuple(map(parse_syslog_allow, args.syslog_allow))
+    if not sources and not (syslog or config.syslog):  # a syslog-only server follows no files
         found, tried = discover_sources()
         if not any(os.access(path, os.R_OK) for path in found.values()):
             raise ConfigError(
@@ -255,6 +271,9 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
         handshake_timeout=args.handshake_timeout,
+        syslog=syslog,
+        syslog_allow=syslog_allow,
+        syslog_max_sources=args.syslog_max_sources,
     )
     # The token: --token-file, else $LOGTV_TOKEN, else the config's token-file.
     if args.token_file is not None:
@@ -276,20 +295,22 @@ def setup_logging(level: str) -> None:
 
 async def _serve(config: ServerConfig) -> int:
     from logtv.server.server import LogServer
+    from logtv.server.syslog import SyslogListenError
 
     server = LogServer(config)
     try:
         await server.start()
     except OSError as exc:
         await server.stop()
+        where = f"{config.host}:{config.port}"
+        if isinstance(exc, SyslogListenError):
+            where = f"{exc.url} for syslog"
         if exc.errno == errno.EADDRINUSE:
-            raise CommandError(
-                f"cannot listen on {config.host}:{config.port}: address already in use"
-            ) from None
-        raise CommandError(
-            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
-        ) from None
+            raise CommandError(f"cannot listen on {where}: address already in use") from None
+        raise CommandError(f"cannot listen on {where}: {exc.strerror or exc}") from None
     print(f"listening on {server.url}", file=sys.stderr, flush=True)
+    for url in server.syslog_urls:
+        print(f"syslog: listening on {url}", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

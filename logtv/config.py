@@ -26,12 +26,16 @@ __all__ = [
     "WELL_KNOWN_LOGS",
     "ConfigError",
     "ServerConfig",
+    "SYSLOG_OVERFLOW",
+    "SyslogListen",
     "TokenGrant",
     "discover_sources",
     "is_loopback_host",
     "load_config",
     "parse_size",
     "parse_source",
+    "parse_syslog_allow",
+    "parse_syslog_url",
     "read_token_file",
 ]
 
@@ -84,6 +88,58 @@ class TokenGrant:
     token: str = field(repr=False)
     sources: frozenset[str] | None = None
     token_file: Path | None = None
+
+
+#: Where the syslog receiver puts the lines of new senders once ``syslog-max-sources`` exist.
+SYSLOG_OVERFLOW = "syslog-overflow"
+_SYSLOG_URL_RE = re.compile(r"^(udp|tcp)://(\[[^\]]*\]|[^:/\[\]]*):(\d{1,5})$")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class SyslogListen:
+    """A socket the syslog receiver listens on: ``udp://HOST:PORT`` or ``tcp://HOST:PORT``."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def parse_syslog_url(text: str) -> SyslogListen:
+    """Read ``udp://127.0.0.1:5514``, ``tcp://[::1]:5514`` or ``udp://0.0.0.0:514``."""
+    match = _SYSLOG_URL_RE.match(text.strip())
+    if not match:
+        raise ConfigError(
+            f"syslog {text!r} must look like udp://HOST:PORT or tcp://HOST:PORT "
+            "(an IP address, [::1] for IPv6)"
+        )
+    scheme, host, port = match.group(1), match.group(2).strip("[]"), int(match.group(3))
+    if host.lower() != "localhost":
+        try:
+            host = str(ipaddress.ip_address(host))
+        except ValueError:
+            raise ConfigError(
+                f"syslog {text!r}: {host!r} is not an IP address (use 0.0.0.0 or :: for all)"
+            ) from None
+    if port > 65535:
+        raise ConfigError(f"syslog {text!r}: the port must be from 0 to 65535")
+    return SyslogListen(scheme, host, port)
+
+
+def parse_syslog_allow(text: str) -> IPNetwork:
+    """Read a ``syslog-allow`` network: ``10.0.0.0/8``, ``192.0.2.7`` or ``2001:db8::/32``."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ConfigError(
+            f"syslog-allow {text!r} must be an address or network like 10.0.0.0/8 or 192.0.2.7"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +238,12 @@ class ServerConfig:
     ping_timeout: float = 20.0
     #: Seconds a client has for the TLS and WebSocket handshakes.
     handshake_timeout: float = 10.0
+    #: Sockets receiving syslog (each sending host+program becomes a source); none by default.
+    syslog: tuple[SyslogListen, ...] = ()
+    #: Who may send syslog; required for a listener off loopback (syslog has no authentication).
+    syslog_allow: tuple[IPNetwork, ...] = ()
+    #: Sources the syslog receiver may create; later senders share ``syslog-overflow``.
+    syslog_max_sources: int = 200
 
     def grants(self) -> tuple[TokenGrant, ...]:
         """Every token the server accepts: the main one (all sources) and the ``[tokens]``."""
@@ -212,6 +274,7 @@ class ServerConfig:
             if not isinstance(path, CommandSource):
                 check_source_path(name, path)
         self._check_network()
+        self._check_syslog()
         config = self._with_tokens_read()
         if not config.grants() and not is_loopback_host(config.host) and not config.insecure:
             raise ConfigError(
@@ -238,6 +301,29 @@ class ServerConfig:
             if not _ORIGIN_RE.match(origin):
                 raise ConfigError(
                     f"allow-origin {origin!r} must look like https://host[:port] (no path, no /)"
+                )
+
+    def _check_syslog(self) -> None:
+        if not 1 <= self.syslog_max_sources <= 10_000:
+            raise ConfigError(
+                f"syslog-max-sources must be from 1 to 10000, not {self.syslog_max_sources}"
+            )
+        if not self.syslog:
+            if self.syslog_allow:
+                raise ConfigError("syslog-allow is for --syslog listeners, and none is given")
+            return
+        if SYSLOG_OVERFLOW in self.sources:
+            raise ConfigError(f"the source name {SYSLOG_OVERFLOW!r} is kept for syslog senders")
+        seen = set()
+        for listen in self.syslog:
+            if listen.port and listen.url in seen:
+                raise ConfigError(f"syslog {listen.url} is given twice")
+            seen.add(listen.url)
+            if not is_loopback_host(listen.host) and not self.syslog_allow:
+                raise ConfigError(
+                    f"refusing to receive syslog on {listen.url} without --syslog-allow: syslog "
+                    "has no authentication, so name the networks that may send "
+                    "(e.g. --syslog-allow 10.0.0.0/8)"
                 )
 
     def _with_tokens_read(self) -> ServerConfig:
@@ -343,6 +429,9 @@ _CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "ping-interval": (int, float),
     "ping-timeout": (int, float),
     "handshake-timeout": (int, float),
+    "syslog": list,
+    "syslog-allow": list,
+    "syslog-max-sources": int,
 }
 _PATH_KEYS = ("token_file", "tls_cert", "tls_key")
 _SECONDS_KEYS = ("stall_timeout", "ping_interval", "ping_timeout", "handshake_timeout")
@@ -382,6 +471,12 @@ def config_from_mapping(document: Mapping[str, Any], *, origin: str) -> ServerCo
             options[key] = Path(options[key]).expanduser()
     if "allow_origin" in options:
         options["allow_origin"] = tuple(_strings(options["allow_origin"], origin, "allow-origin"))
+    if "syslog" in options:
+        urls = _strings(options["syslog"], origin, "syslog")
+        options["syslog"] = tuple(map(parse_syslog_url, urls))
+    if "syslog_allow" in options:
+        networks = _strings(options["syslog_allow"], origin, "syslog-allow")
+        options["syslog_allow"] = tuple(map(parse_syslog_allow, networks))
     options["tokens"] = _token_tables(document.get("tokens", {}), origin)
     tables = document.get("sources", {})
     if not isinstance(tables, dict):

@@ -299,6 +299,7 @@ class Hub:
         epoch: str,
     ) -> None:
         self.sources = {name: Source(name, state, backlog) for name, state in source_states.items()}
+        self.backlog = backlog
         self.clients: dict[int, Client] = {}
         self.client_buffer = client_buffer
         self.stall_timeout = stall_timeout
@@ -500,6 +501,17 @@ class Hub:
         client.purge(client.subscriptions)
         self._receivers = None
         client.push_control(encode({"type": "unsubscribed", "log_source": request.log_source}), now)
+
+    def add_source(self, name: str, state: str = "following") -> Source:
+        """Add a source at run time (a syslog sender) and announce it as ``appeared``.
+
+        From then on it is like a configured one: in ``hello``, sent to ``all`` subscribers.
+        """
+        assert name not in self.sources, name
+        source = self.sources[name] = Source(name, state, self.backlog)
+        self._receivers = None
+        self._announce(source, "appeared", self._loop.time())
+        return source
 
     def seed(self, updates: list[SourceUpdate]) -> None:
         """Fill the ring buffers with the files' last lines at start (not counted as new)."""

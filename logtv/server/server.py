@@ -35,6 +35,7 @@ from logtv.server.policy import (
     exposure_warnings,
     server_tls_context,
 )
+from logtv.server.syslog import SyslogReceiver
 from logtv.server.watcher import Tailer
 
 __all__ = ["LogConnection", "LogServer"]
@@ -139,6 +140,8 @@ class LogServer:
         self.epoch = secrets.token_hex(8)
         self.hub: Hub | None = None
         self.tailer: Tailer | None = None
+        #: The syslog sockets (None without ``--syslog``).
+        self.syslog: SyslogReceiver | None = None
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._tls: ssl.SSLContext | None = None
@@ -157,6 +160,11 @@ class LogServer:
             host = f"[{host}]"
         scheme = "wss" if self._tls is not None else "ws"
         return f"{scheme}://{host}:{self.port}{PATH}"
+
+    @property
+    def syslog_urls(self) -> list[str]:
+        """The bound syslog sockets, ``udp://127.0.0.1:5514`` (real ports, also for port 0)."""
+        return [] if self.syslog is None else list(self.syslog.urls)
 
     async def start(self) -> None:
         """Check the exposure rules, open the files, start following them, and listen.
@@ -205,6 +213,15 @@ class LogServer:
             logger=logging.getLogger("logtv.websockets"),
         )
         hub.seed(tailer.open(config.backlog))
+        if config.syslog:
+            self.syslog = SyslogReceiver(
+                hub,
+                config.syslog,
+                allow=config.syslog_allow,
+                max_sources=config.syslog_max_sources,
+                max_line=config.max_line,
+            )
+            await self.syslog.start()
         tailer.start(asyncio.get_running_loop())
         self._ticker = asyncio.create_task(self._tick_forever(hub))
         log.info("following %d sources: %s", len(config.sources), ", ".join(config.sources))
@@ -213,6 +230,8 @@ class LogServer:
         """Close every client with 1001 (going away), stop the watcher."""
         if self._ticker is not None:
             self._ticker.cancel()
+        if self.syslog is not None:
+            self.syslog.close()
         if self._server is not None:
             await self._close_connections()
         if self.tailer is not None:
