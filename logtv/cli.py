@@ -20,6 +20,7 @@ from logtv import __version__
 from logtv.config import (
     CommandSource,
     ConfigError,
+    JournalSource,
     ServerConfig,
     add_sources,
     discover_sources,
@@ -49,7 +50,8 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         action="append",
         default=[],
         metavar="NAME=PATH",
-        help="a file to follow, or NAME=command:CMDLINE for a command's output",
+        help="a file to follow; NAME=command:CMDLINE for a command's output; "
+        "NAME=journal:[UNIT][?priority=LEVEL] for the systemd journal",
     )
     serve.add_argument("--config", type=Path, metavar="FILE.toml", help="a TOML config file")
     serve.add_argument("--backlog", type=int, help="lines kept per source for new clients (200)")
@@ -75,6 +77,12 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     serve.add_argument("--ping-interval", type=float, metavar="S", help="keepalive (20; 0: off)")
     serve.add_argument("--ping-timeout", type=float, metavar="S", help="pong wait (20)")
     serve.add_argument("--handshake-timeout", type=float, metavar="S", help="TLS+HTTP (10)")
+    serve.add_argument(
+        "--state-dir", type=Path, metavar="DIR", help="journal cursors ($XDG_STATE_HOME/logtv)"
+    )
+    serve.add_argument(
+        "--journal-directory", type=Path, metavar="DIR", help="journal files to read instead"
+    )
 
 
 def _target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -209,7 +217,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     config = load_config(args.config) if args.config else ServerConfig()
     # Flags may not name a source twice; a flag naming a source of the file replaces its path.
     flagged = add_sources({}, map(parse_source, args.source), "--source")
-    sources: dict[str, Path | CommandSource] = {**config.sources, **flagged}
+    sources: dict[str, Path | CommandSource | JournalSource] = {**config.sources, **flagged}
     if not sources:
         found, tried = discover_sources()
         if not any(os.access(path, os.R_OK) for path in found.values()):
@@ -241,6 +249,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
         handshake_timeout=args.handshake_timeout,
+        state_dir=args.state_dir,
+        journal_directory=args.journal_directory,
     )
     # The token: --token-file, else $LOGTV_TOKEN, else the config's token-file.
     if args.token_file is not None:
