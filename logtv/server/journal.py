@@ -112,11 +112,11 @@ def format_entry(entry: Mapping[str, Any], *, read_at: float) -> tuple[list[str]
 
     ``Mmm dd HH:MM:SS host ident[pid]: message`` in local time: the time the program gave
     (``_SOURCE_REALTIME_TIMESTAMP``) or journald's, else ``read_at``; no host when there is no
-    ``_HOSTNAME``; ``SYSLOG_IDENTIFIER``, else ``_COMM``, else ``unknown``; ``SYSLOG_PID``, else
-    ``_PID``, else no ``[pid]``. A message of several lines gives several lines, the later ones
-    indented to the message's column (trailing newlines dropped). A ``PRIORITY`` that is missing
-    or not 0 to 7 counts as info (6). An entry without a ``MESSAGE`` is not shown (None), as
-    journalctl does.
+    ``_HOSTNAME``; ``SYSLOG_IDENTIFIER``, else ``_COMM``, else ``unknown``; ``_PID`` (the
+    sender's, as journald saw it), else ``SYSLOG_PID``, else no ``[pid]``. A message of several
+    lines gives several lines, the later ones indented to the message's column (trailing
+    newlines dropped). A ``PRIORITY`` that is missing or not 0 to 7 counts as info (6). An entry
+    without a ``MESSAGE`` is not shown (None), as journalctl does.
     """
     message = _text(entry.get("MESSAGE"))
     if message is None:
@@ -128,7 +128,7 @@ def format_entry(entry: Mapping[str, Any], *, read_at: float) -> tuple[list[str]
     if host:
         head += f"{host} "
     ident = _text(entry.get("SYSLOG_IDENTIFIER")) or _text(entry.get("_COMM")) or "unknown"
-    pid = _text(entry.get("SYSLOG_PID")) or _text(entry.get("_PID"))
+    pid = _text(entry.get("_PID")) or _text(entry.get("SYSLOG_PID"))
     head += f"{ident}[{pid}]: " if pid else f"{ident}: "
     first, *rest = message.rstrip("\n").split("\n")
     indent = " " * len(head)
