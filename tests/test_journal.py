@@ -533,7 +533,6 @@ async def test_restart_resumes_from_the_cursor(tmp_path, start_server, connect_p
     assert second.hub.sources["box"].seq == 16
 
 
-@needs_journal_tools
 async def test_missing_journalctl(tmp_path, start_server, connect_peer, monkeypatch, caplog):  # type: ignore[no-untyped-def]
     """Without journalctl the source is `missing`, with a log line that says it is not installed."""
     caplog.set_level(logging.INFO, logger="logtv")

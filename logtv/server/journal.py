@@ -146,7 +146,6 @@ class JournalFollower(CommandFollower):
         hand_over: HandOver,
         max_line: int,
         options: JournalOptions,
-        first_delay: float | None = None,
     ) -> None:
         self.source = source
         self.options = options
@@ -163,13 +162,11 @@ class JournalFollower(CommandFollower):
             argv.append(f"--unit={source.unit}")
         if source.priority is not None:
             argv.append(f"--priority={source.priority}")
-        delays = {} if first_delay is None else {"first_delay": first_delay}
         super().__init__(
             name,
             CommandSource(shlex.join(argv), tuple(argv)),
             hand_over=hand_over,
             max_line=JSON_GROWTH * max_line + (64 << 10),
-            **delays,
         )
 
     def start(self) -> None:
