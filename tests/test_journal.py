@@ -569,3 +569,45 @@ async def test_serve_flags_and_config_file(tmp_path, serve_process, connect_peer
     cursors = lambda: sorted(path.name for path in (tmp_path / "state").glob("*.cursor"))  # noqa: E731
     await wait_for(lambda: len(cursors()) == 2, what="two cursor files")
     assert cursors() == ["journal-errors.cursor", "journal-ssh.cursor"]
+
+
+@needs_journal_tools
+async def test_journalctl_restart_resumes_in_memory(tmp_path, start_server, connect_peer):  # type: ignore[no-untyped-def]
+    """When journalctl dies it is started again after the last entry handed over: the subscriber
+    sees `vanished`, `appeared`, then only the new entries, with no seq skipped or repeated."""
+    journal = tmp_path / "journal"
+    write_journal(journal, numbered(0, 2))
+    server = await start_server(
+        {"box": JournalSource("")}, state_dir=tmp_path / "state", journal_directory=journal
+    )
+    await wait_for(lambda: server.hub.sources["box"].seq == 2, what="two lines")
+    peer = await connect_peer(server)
+    await peer.subscribe("box")
+    follower = server.tailer.commands["box"]
+    assert isinstance(follower, JournalFollower) and follower.pid is not None
+    os.kill(follower.pid, 9)
+    events = []
+    while len(events) < 2:
+        message = await peer.expect("source", timeout=10)
+        events.append((message["event"], message["state"]))
+    assert events == [("vanished", "missing"), ("appeared", "following")]
+    write_journal(journal, numbered(2, 2))
+    lines = await peer.lines(2)
+    assert [(seq, text.rsplit(": ", 1)[1]) for _, seq, text in lines] == [(3, "m2"), (4, "m3")]
+    assert follower.starts == 2
+
+
+@needs_journal_tools
+async def test_unwritable_state_dir_is_a_warning(tmp_path, start_server, connect_peer, caplog):  # type: ignore[no-untyped-def]
+    """A state dir that cannot be made is logged once as a warning; the lines still flow."""
+    caplog.set_level(logging.WARNING, logger="logtv")
+    journal = tmp_path / "journal"
+    write_journal(journal, numbered(0, 2))
+    (tmp_path / "file").write_text("not a directory")
+    server = await start_server(
+        {"box": JournalSource("")}, state_dir=tmp_path / "file" / "state", journal_directory=journal
+    )
+    await wait_for(lambda: server.hub.sources["box"].seq == 2, what="two lines")
+    write_journal(journal, numbered(2, 2))
+    await wait_for(lambda: server.hub.sources["box"].seq == 4, what="two more")
+    assert caplog.text.count("cannot keep the journal cursor") == 1
