@@ -490,7 +490,7 @@ def _source_table(name: str, table: Any, origin: str) -> Path | CommandSource | 
         if "?" in unit:
             raise ConfigError(f'{where}: write priority = "…" as a key of its own, not in journal')
         priority = table.get("priority")
-        if priority is not None and not isinstance(priority, (str, int)):
+        if isinstance(priority, bool) or not isinstance(priority, (str, int, type(None))):
             raise ConfigError(f"{where}: priority has the wrong type ({type(priority).__name__})")
         journal = parse_journal(unit, where)
         if priority is None:

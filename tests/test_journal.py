@@ -280,6 +280,7 @@ def test_journal_config_keys(tmp_path: Path) -> None:
         ({"journal": "ssh?priority=err"}, "as a key of its own"),
         ({"journal": "ssh", "priority": "loud"}, "must be one of emerg"),
         ({"journal": "ssh", "priority": 1.5}, "wrong type"),
+        ({"journal": "ssh", "priority": True}, "wrong type"),
         ({"journal": "ssh", "command": "x"}, "needs path"),
         ({"journal": "ssh", "unit": "x"}, "unknown keys"),
         ({"path": "journal:ssh"}, 'write journal = "UNIT"'),
