@@ -285,7 +285,9 @@ async def _serve(config: ServerConfig) -> int:
         raise CommandError(
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
         ) from None
-    print(f"listening on {server.url}", file=sys.stderr, flush=True)
+    # One write: print() writes the newline apart, and a source's thread may log in between.
+    sys.stderr.write(f"listening on {server.url}\n")
+    sys.stderr.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -167,6 +168,8 @@ class JournalFollower(CommandFollower):
             CommandSource(shlex.join(argv), tuple(argv)),
             hand_over=hand_over,
             max_line=JSON_GROWTH * max_line + (64 << 10),
+            # Half an entry is not JSON: wait for its newline, however long the pipe takes.
+            flush_after=math.inf,
         )
 
     def start(self) -> None:
