@@ -13,6 +13,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -612,3 +613,24 @@ async def test_unwritable_state_dir_is_a_warning(tmp_path, start_server, connect
     write_journal(journal, numbered(2, 2))
     await wait_for(lambda: server.hub.sources["box"].seq == 4, what="two more")
     assert caplog.text.count("cannot keep the journal cursor") == 1
+
+
+async def test_half_an_entry_waits_for_its_newline(
+    tmp_path, start_server, connect_peer, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """An entry whose JSON comes in two writes a while apart is still one entry, not two lines."""
+    program = tmp_path / "journalctl"
+    program.write_text(
+        f"#!{sys.executable}\n"
+        "import sys, time\n"
+        'sys.stdout.write(\'{"MESSAGE": "hel\'); sys.stdout.flush(); time.sleep(1.5)\n'
+        'sys.stdout.write(\'lo", "PRIORITY": "5"}\\n\'); sys.stdout.flush(); time.sleep(60)\n'
+    )
+    program.chmod(0o755)
+    monkeypatch.setenv("LOGTV_JOURNALCTL", str(program))
+    server = await start_server({"box": JournalSource("")}, state_dir=tmp_path / "state")
+    peer = await connect_peer(server)
+    await peer.subscribe("box")
+    lines = await peer.lines(1)
+    assert lines[0][2].endswith(" unknown: hello")
+    assert severities(server, "box") == [5]
