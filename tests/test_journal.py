@@ -38,13 +38,23 @@ from logtv.server.journal import (
 )
 from logtv.server.server import LogServer
 
-JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
+JOURNAL_REMOTE = next(
+    (
+        path
+        for path in (
+            "/lib/systemd/systemd-journal-remote",
+            "/usr/lib/systemd/systemd-journal-remote",
+        )
+        if os.access(path, os.X_OK)
+    ),
+    "systemd-journal-remote",
+)
 BOOT = "6c1b2d8a0e3f4a5b9c7d8e9f0a1b2c3d"
 #: 2024-12-04 08:13:20 UTC
 T0 = 1733300000
 
 needs_journal_tools = pytest.mark.skipif(
-    not (os.access(JOURNAL_REMOTE, os.X_OK) and shutil.which("journalctl")),
+    not (shutil.which(JOURNAL_REMOTE) and shutil.which("journalctl")),
     reason="needs journalctl and systemd-journal-remote (Debian: systemd, systemd-journal-remote)",
 )
 
