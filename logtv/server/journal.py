@@ -239,7 +239,7 @@ class JournalFollower(CommandFollower):
             self.cursor = cursor
             self._save_cursor(cursor)
 
-    # -- lines and the cursor file ------------------------------------------------------------------
+    # -- lines and the cursor file -----------------------------------------------------------------
 
     def _fit(self, line: str) -> str:
         """The line cut at max-line bytes with the files' marker; valid UTF-8 whatever it held."""
