@@ -20,6 +20,7 @@ from logtv import __version__
 from logtv.config import (
     CommandSource,
     ConfigError,
+    JournalSource,
     ServerConfig,
     add_sources,
     discover_sources,
@@ -52,7 +53,8 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         action="append",
         default=[],
         metavar="NAME=PATH",
-        help="a file to follow, or NAME=command:CMDLINE for a command's output",
+        help="a file to follow; NAME=command:CMDLINE for a command's output; "
+        "NAME=journal:[UNIT][?priority=LEVEL] for the systemd journal",
     )
     serve.add_argument("--config", type=Path, metavar="FILE.toml", help="a TOML config file")
     serve.add_argument("--backlog", type=int, help="lines kept per source for new clients (200)")
@@ -89,6 +91,12 @@ def _serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     serve.add_argument(
         "--syslog-max-sources", type=int, metavar="N", help="then syslog-overflow (200)"
+    )
+    serve.add_argument(
+        "--state-dir", type=Path, metavar="DIR", help="journal cursors ($XDG_STATE_HOME/logtv)"
+    )
+    serve.add_argument(
+        "--journal-directory", type=Path, metavar="DIR", help="journal files to read instead"
     )
 
 
@@ -237,7 +245,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     config = load_config(args.config) if args.config else ServerConfig()
     # Flags may not name a source twice; a flag naming a source of the file replaces its path.
     flagged = add_sources({}, map(parse_source, args.source), "--source")
-    sources: dict[str, Path | CommandSource] = {**config.sources, **flagged}
+    sources: dict[str, Path | CommandSource | JournalSource] = {**config.sources, **flagged}
     syslog = args.syslog and tuple(map(parse_syslog_url, args.syslog))
     syslog_allow = args.syslog_allow and tuple(map(parse_syslog_allow, args.syslog_allow))
     if not sources and not (syslog or config.syslog):  # a syslog-only server follows no files
@@ -274,6 +282,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         syslog=syslog,
         syslog_allow=syslog_allow,
         syslog_max_sources=args.syslog_max_sources,
+        state_dir=args.state_dir,
+        journal_directory=args.journal_directory,
     )
     # The token: --token-file, else $LOGTV_TOKEN, else the config's token-file.
     if args.token_file is not None:
@@ -308,9 +318,11 @@ async def _serve(config: ServerConfig) -> int:
         if exc.errno == errno.EADDRINUSE:
             raise CommandError(f"cannot listen on {where}: address already in use") from None
         raise CommandError(f"cannot listen on {where}: {exc.strerror or exc}") from None
-    print(f"listening on {server.url}", file=sys.stderr, flush=True)
-    for url in server.syslog_urls:
-        print(f"syslog: listening on {url}", file=sys.stderr, flush=True)
+    # One write: print() writes the newline apart, and a source's thread may log in between.
+    said = [f"listening on {server.url}\n"]
+    said += [f"syslog: listening on {url}\n" for url in server.syslog_urls]
+    sys.stderr.write("".join(said))
+    sys.stderr.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -22,16 +22,21 @@ from logtv.protocol import ALL, SOURCE_NAME_RE
 __all__ = [
     "COMMAND_PREFIX",
     "DEFAULT_PORT",
+    "JOURNAL_PREFIX",
+    "PRIORITIES",
     "CommandSource",
+    "JournalSource",
     "WELL_KNOWN_LOGS",
     "ConfigError",
     "ServerConfig",
     "SYSLOG_OVERFLOW",
     "SyslogListen",
     "TokenGrant",
+    "default_state_dir",
     "discover_sources",
     "is_loopback_host",
     "load_config",
+    "parse_journal",
     "parse_size",
     "parse_source",
     "parse_syslog_allow",
@@ -43,6 +48,10 @@ DEFAULT_PORT = 8765
 
 #: ``--source NAME=command:CMDLINE`` follows a command's stdout instead of a file.
 COMMAND_PREFIX = "command:"
+#: ``--source NAME=journal:UNIT`` (``journal:`` for all) follows the systemd journal.
+JOURNAL_PREFIX = "journal:"
+#: journalctl's priority names, most severe first: the index is the syslog severity.
+PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 
 #: Files followed when no source is named: (source name, path under /var/log).
 WELL_KNOWN_LOGS: tuple[tuple[str, str], ...] = (
@@ -163,6 +172,56 @@ def parse_command(cmdline: str, what: str) -> CommandSource:
     return CommandSource(cmdline, argv)
 
 
+@dataclass(frozen=True, slots=True)
+class JournalSource:
+    """A source that is the systemd journal, perhaps one unit's entries, perhaps the severe ones."""
+
+    #: The unit whose entries are followed (``journalctl --unit``); ``""`` for the whole journal.
+    unit: str = ""
+    #: The least severe priority shown (``journalctl --priority``), a name from PRIORITIES.
+    priority: str | None = None
+
+
+#: Unit names as systemd spells them, and the globs ``journalctl --unit`` takes.
+_UNIT_RE = re.compile(r"^[A-Za-z0-9:_.\\@*\[\]-]{1,256}$")
+
+
+def check_priority(value: str, what: str) -> str:
+    """A priority name (``warning``) or number (``4``), as its name."""
+    text = value.strip().lower()
+    if text.isdigit() and int(text) < len(PRIORITIES):
+        return PRIORITIES[int(text)]
+    if text not in PRIORITIES:
+        raise ConfigError(
+            f"{what}: priority {value!r} must be one of {', '.join(PRIORITIES)} or 0 to 7"
+        )
+    return text
+
+
+def parse_journal(spec: str, what: str) -> JournalSource:
+    """Read what follows ``journal:``: ``UNIT``, nothing (all), and ``?priority=LEVEL`` after."""
+    unit, sep, query = spec.partition("?")
+    if unit and (not _UNIT_RE.match(unit) or unit.startswith("-")):
+        raise ConfigError(f"{what}: {unit!r} is not a unit name like ssh.service")
+    priority = None
+    if sep:
+        key, equals, value = query.partition("=")
+        if key != "priority" or not equals:
+            raise ConfigError(
+                f"{what}: write journal:UNIT?priority=LEVEL (the only option), not ?{query}"
+            )
+        priority = check_priority(value, what)
+    return JournalSource(unit, priority)
+
+
+def default_state_dir() -> Path:
+    """Where journal cursors are kept unless ``state-dir`` says: ``$XDG_STATE_HOME/logtv``."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative value is to be ignored
+        base = os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "logtv"
+
+
 def is_loopback_host(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and ``localhost``: only this machine can reach the socket.
 
@@ -204,8 +263,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     #: TCP port; 0 picks a free one (the listening line says which).
     port: int = DEFAULT_PORT
-    #: Source name -> file path (or command), in the order the viewers list them.
-    sources: Mapping[str, Path | CommandSource] = field(default_factory=dict)
+    #: Source name -> file path (or command, or journal), in the order the viewers list them.
+    sources: Mapping[str, Path | CommandSource | JournalSource] = field(default_factory=dict)
     #: Lines kept per source for new subscribers (and for resuming after a reconnect).
     backlog: int = 200
     #: Bytes of output that may wait for one client before its oldest lines are dropped.
@@ -244,6 +303,10 @@ class ServerConfig:
     syslog_allow: tuple[IPNetwork, ...] = ()
     #: Sources the syslog receiver may create; later senders share ``syslog-overflow``.
     syslog_max_sources: int = 200
+    #: Where each journal source keeps its cursor; None: :func:`default_state_dir`.
+    state_dir: Path | None = None
+    #: Journal files to read instead of the system journal (``journalctl --directory``).
+    journal_directory: Path | None = None
 
     def grants(self) -> tuple[TokenGrant, ...]:
         """Every token the server accepts: the main one (all sources) and the ``[tokens]``."""
@@ -271,8 +334,14 @@ class ServerConfig:
             raise ConfigError(f"log-level must be one of {', '.join(_LOG_LEVELS)}")
         for name, path in self.sources.items():
             check_source_name(name)
-            if not isinstance(path, CommandSource):
+            if isinstance(path, Path):
                 check_source_path(name, path)
+        for key, directory in (
+            ("state-dir", self.state_dir),
+            ("journal-directory", self.journal_directory),
+        ):
+            if directory is not None and directory.exists() and not directory.is_dir():
+                raise ConfigError(f"{key} {directory} is not a directory")
         self._check_network()
         self._check_syslog()
         config = self._with_tokens_read()
@@ -384,25 +453,30 @@ def check_source_path(name: str, path: Path) -> None:
         raise ConfigError(f"source {name!r}: {path} is not a regular file (a FIFO or device?)")
 
 
-def parse_source(spec: str) -> tuple[str, Path | CommandSource]:
-    """Read a ``--source NAME=PATH`` or ``--source NAME=command:CMDLINE`` argument.
+def parse_source(spec: str) -> tuple[str, Path | CommandSource | JournalSource]:
+    """Read a ``--source NAME=PATH``, ``NAME=command:CMDLINE`` or ``NAME=journal:UNIT`` argument.
 
-    A file whose name starts with ``command:`` can still be followed as ``./command:…``.
+    A file whose name starts with ``command:`` or ``journal:`` can still be followed as
+    ``./command:…``.
     """
     name, sep, path = spec.partition("=")
     if not sep or not name or not path:
-        raise ConfigError(f"--source {spec!r} must look like NAME=PATH or NAME=command:CMDLINE")
+        raise ConfigError(
+            f"--source {spec!r} must look like NAME=PATH, NAME=command:CMDLINE or NAME=journal:UNIT"
+        )
     check_source_name(name)
     if path.startswith(COMMAND_PREFIX):
         return name, parse_command(path[len(COMMAND_PREFIX) :], f"--source {name}")
+    if path.startswith(JOURNAL_PREFIX):
+        return name, parse_journal(path[len(JOURNAL_PREFIX) :], f"--source {name}")
     return name, Path(path).expanduser()
 
 
 def add_sources(
-    existing: Mapping[str, Path | CommandSource],
-    pairs: Iterable[tuple[str, Path | CommandSource]],
+    existing: Mapping[str, Path | CommandSource | JournalSource],
+    pairs: Iterable[tuple[str, Path | CommandSource | JournalSource]],
     origin: str,
-) -> dict[str, Path | CommandSource]:
+) -> dict[str, Path | CommandSource | JournalSource]:
     sources = dict(existing)
     for name, path in pairs:
         if name in sources:
@@ -432,14 +506,16 @@ _CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
     "syslog": list,
     "syslog-allow": list,
     "syslog-max-sources": int,
+    "state-dir": str,
+    "journal-directory": str,
 }
-_PATH_KEYS = ("token_file", "tls_cert", "tls_key")
+_PATH_KEYS = ("token_file", "tls_cert", "tls_key", "state_dir", "journal_directory")
 _SECONDS_KEYS = ("stall_timeout", "ping_interval", "ping_timeout", "handshake_timeout")
 
 
 def load_config(path: Path) -> ServerConfig:
     """Read a TOML config: options at the top, ``[sources.NAME] path = "…"`` (or
-    ``command = "…"``), ``[tokens.NAME]``."""
+    ``command = "…"``, or ``journal = "UNIT"``), ``[tokens.NAME]``."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -488,20 +564,41 @@ def config_from_mapping(document: Mapping[str, Any], *, origin: str) -> ServerCo
     return ServerConfig(**options)
 
 
-def _source_table(name: str, table: Any, origin: str) -> Path | CommandSource:
-    """``[sources.NAME]`` with exactly one of ``path = "…"`` and ``command = "…"``."""
+def _source_table(name: str, table: Any, origin: str) -> Path | CommandSource | JournalSource:
+    """``[sources.NAME]`` with exactly one of ``path``, ``command`` and ``journal`` (and, for a
+    journal, perhaps ``priority``)."""
     where = f"{origin}: [sources.{name}]"
-    keys = set(table) & {"path", "command"} if isinstance(table, dict) else set()
+    keys = set(table) & {"path", "command", "journal"} if isinstance(table, dict) else set()
     if len(keys) != 1 or not isinstance(table[next(iter(keys))], str):
-        raise ConfigError(f'{where} needs path = "/path/to/file" or command = "program args…"')
-    unknown = set(table) - {"path", "command"}
+        raise ConfigError(
+            f'{where} needs path = "/path/to/file", command = "program args…" '
+            'or journal = "unit.service"'
+        )
+    unknown = set(table) - {"path", "command", "journal", "priority"}
     if unknown:
         raise ConfigError(f"{where} has unknown keys {sorted(unknown)}")
     check_source_name(name)
+    if "priority" in table and "journal" not in table:
+        raise ConfigError(f"{where}: priority is for journal sources only")
+    if "journal" in table:
+        unit = table["journal"]
+        if "?" in unit:
+            raise ConfigError(f'{where}: write priority = "…" as a key of its own, not in journal')
+        priority = table.get("priority")
+        if isinstance(priority, bool) or not isinstance(priority, (str, int, type(None))):
+            raise ConfigError(f"{where}: priority has the wrong type ({type(priority).__name__})")
+        journal = parse_journal(unit, where)
+        if priority is None:
+            return journal
+        return replace(journal, priority=check_priority(str(priority), where))
     if "command" in table:
         return parse_command(table["command"], where)
     if table["path"].startswith(COMMAND_PREFIX):
         raise ConfigError(f'{where}: write command = "…" for a command, not path = "command:…"')
+    if table["path"].startswith(JOURNAL_PREFIX):
+        raise ConfigError(
+            f'{where}: write journal = "UNIT" for the journal, not path = "journal:…"'
+        )
     return Path(table["path"]).expanduser()
 
 

@@ -17,6 +17,10 @@ stops reading, and the pipe makes the command wait: memory stays bounded.
   cannot be started for another reason (event ``state``). It is restarted after 1 s, then 2, 4, …
   up to 30 s; a run that lasted 30 s resets the delay to 1 s.
 - On stop, the command's process group gets SIGTERM, then SIGKILL after 1 s, and is reaped.
+
+Two methods are the hooks for a source built on a command (:mod:`logtv.server.journal`):
+:meth:`CommandFollower.spawn_argv` picks the argument vector at each start, and
+:meth:`CommandFollower.deliver` turns stdout lines into what is handed over.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Protocol
 
 from logtv.config import CommandSource
 from logtv.server.follower import FOLLOWING, MISSING, UNREADABLE, LineSplitter
 
-__all__ = ["CommandFollower"]
+__all__ = ["CommandFollower", "HandOver"]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +53,19 @@ RESET_AFTER = 30.0
 #: Seconds between SIGTERM and SIGKILL on stop.
 TERM_GRACE = 1.0
 
-#: (source name, lines, events as (index, event, state), state after them)
-HandOver = Callable[[str, list[str], list[tuple[int, str, str]], str], None]
+
+class HandOver(Protocol):
+    """The tailer's door: (source name, lines, events as (index, event, state), state after
+    them, and each line's syslog severity if the source knows it)."""
+
+    def __call__(
+        self,
+        name: str,
+        lines: list[str],
+        events: list[tuple[int, str, str]],
+        state: str,
+        severities: list[int] | None = None,
+    ) -> None: ...
 
 
 class CommandFollower:
@@ -97,6 +113,19 @@ class CommandFollower:
             target=self._run_forever, name=f"logtv-command-{self.name}", daemon=True
         )
         self._thread.start()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`terminate` was called."""
+        return self._stopping.is_set()
+
+    def spawn_argv(self) -> Sequence[str]:
+        """The argument vector of the next start (a hook: the command's own by default)."""
+        return self.command.argv
+
+    def deliver(self, lines: list[str]) -> None:
+        """Hand over complete stdout lines (a hook: as they are, by default)."""
+        self._hand_over(self.name, lines, [], FOLLOWING)
 
     def terminate(self) -> None:
         """Begin stopping: no more restarts; SIGTERM to the command's process group."""
@@ -152,7 +181,7 @@ class CommandFollower:
 
     def _spawn(self) -> subprocess.Popen[bytes] | None:
         """Start the command; on failure set the state, log it and return None."""
-        argv = self.command.argv
+        argv = tuple(self.spawn_argv())
         problem: str | None = None
         with self._lock:
             if self._stopping.is_set():
@@ -213,7 +242,7 @@ class CommandFollower:
                 for line in errors:
                     log.info("%s: stderr: %s", self.name, line)
                 if lines:
-                    self._hand_over(self.name, lines, [], FOLLOWING)
+                    self.deliver(lines)
                 if self._stopping.is_set() and process.poll() is not None:
                     break  # stopped: what a leftover grandchild still writes is not ours to read
         finally:

@@ -24,9 +24,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from logtv.config import ServerConfig, is_loopback_host
+from logtv.config import ServerConfig, default_state_dir, is_loopback_host
 from logtv.protocol import MAX_CLIENT_FRAME, PATH
 from logtv.server.hub import Hub
+from logtv.server.journal import JournalOptions
 from logtv.server.policy import (
     Access,
     ClientSlots,
@@ -191,7 +192,12 @@ class LogServer:
             host=config.name or socket.gethostname(),
             epoch=self.epoch,
         )
-        tailer = Tailer(dict(config.sources), on_updates=hub.publish, max_line=config.max_line)
+        journal = JournalOptions(
+            config.state_dir or default_state_dir(), config.journal_directory, config.backlog
+        )
+        tailer = Tailer(
+            dict(config.sources), on_updates=hub.publish, max_line=config.max_line, journal=journal
+        )
         self.hub, self.tailer = hub, tailer
         # Listen first, so a port in use is reported before anything else happens; no client
         # can be served before the files are opened, as nothing below awaits.

@@ -6,7 +6,8 @@ Three threads meet here, and each does one thing:
   burst of unrelated events in ``/var/log`` cannot stall it);
 - the reader thread polls the dirty :class:`Follower` objects, and every second all of them (the
   safety re-stat that catches what inotify's queue dropped, and flushes old partial lines);
-- each command source (:mod:`logtv.server.command`) has a thread that reads the command's pipes;
+- each command source (:mod:`logtv.server.command`) has a thread that reads the command's pipes,
+  and so has each journal source (:mod:`logtv.server.journal`), whose command is journalctl;
 - the asyncio loop gets the lines through one door, :meth:`Tailer._hand_over`, which batches all
   updates since the last hand-over into one ``call_soon_threadsafe`` call.
 
@@ -30,9 +31,10 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from logtv.config import CommandSource
+from logtv.config import CommandSource, JournalSource, default_state_dir
 from logtv.server.command import CommandFollower
 from logtv.server.follower import Follower, Poll
+from logtv.server.journal import JournalFollower, JournalOptions
 
 __all__ = ["SourceUpdate", "Tailer"]
 
@@ -78,12 +80,13 @@ class Tailer:
 
     def __init__(
         self,
-        paths: dict[str, Path | CommandSource],
+        paths: dict[str, Path | CommandSource | JournalSource],
         *,
         on_updates: Callable[[list[SourceUpdate]], None],
         max_line: int,
         restat_interval: float = 1.0,
         observer_factory: Callable[[], BaseObserver] = Observer,
+        journal: JournalOptions | None = None,
     ) -> None:
         files = {name: path for name, path in paths.items() if isinstance(path, Path)}
         self.followers = {name: Follower(path, max_line=max_line) for name, path in files.items()}
@@ -93,6 +96,12 @@ class Tailer:
             for name, command in paths.items()
             if isinstance(command, CommandSource)
         }
+        journal = journal or JournalOptions(default_state_dir())
+        for name, source in paths.items():
+            if isinstance(source, JournalSource):
+                self.commands[name] = JournalFollower(
+                    name, source, hand_over=self._hand_over_one, max_line=max_line, options=journal
+                )
         self.names_by_path: dict[str, tuple[str, ...]] = {}
         for name, path in files.items():
             for alias in {os.path.abspath(path), os.path.realpath(path)}:
@@ -240,10 +249,15 @@ class Tailer:
                 self._drained.wait(timeout=0.5)
 
     def _hand_over_one(
-        self, name: str, lines: list[str], events: list[tuple[int, str, str]], state: str
+        self,
+        name: str,
+        lines: list[str],
+        events: list[tuple[int, str, str]],
+        state: str,
+        severities: list[int] | None = None,
     ) -> None:
         """The door as a command source's thread uses it: one source's lines and events."""
-        self._hand_over([SourceUpdate(name, lines, events, state, time.time())])
+        self._hand_over([SourceUpdate(name, lines, events, state, time.time(), severities)])
 
     def _deliver(self) -> None:
         """On the loop: take everything the reader queued and hand it to the broadcaster."""
