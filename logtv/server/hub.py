@@ -8,6 +8,11 @@ Every client has its own bounded queue and a sender task that drains it. A clien
 up loses the oldest queued lines (and is told which, with a ``gap``); one that accepts nothing for
 ``stall_timeout`` is closed with 1008. Neither slows the reader or any other client.
 
+A subscription may carry a filter (:mod:`logtv.server.filters`): each distinct filter runs once
+per chunk and its lines are encoded once for every client that shares it; clients without one
+keep the plain path, untouched. A filtered client gets real seqs with holes where lines did not
+pass; ``stats`` stay unfiltered, and tell such a client how far it has got.
+
 A client may be limited to some sources (its token's): it is never told of any other, not in
 ``hello``, ``stats``, file notices or ``/healthz``; asking for one is a ``forbidden`` error. What
 a client sends is rate-limited (:class:`~logtv.server.policy.MessageLimiter`).
@@ -36,9 +41,11 @@ from logtv.protocol import (
     encode,
     encode_batch,
     encode_line,
+    encode_picked,
     format_timestamp,
     frame_text,
 )
+from logtv.server.filters import FilterError, LineFilter, compile_filter
 from logtv.server.policy import MessageLimiter
 from logtv.server.watcher import SourceUpdate
 
@@ -152,6 +159,25 @@ def _notice(message: bytes) -> _Pending:
     return _Pending(None, 0, 0, [frame], len(frame))
 
 
+def _pick(
+    chunk: _Chunk, filters: frozenset[LineFilter], selected: dict[LineFilter, list[int]]
+) -> list[int]:
+    """The indices of a chunk's lines that any of ``filters`` lets through, in order.
+
+    ``selected`` remembers each filter's result for this chunk, so that a filter shared by many
+    clients (or by several sets of filters) runs once.
+    """
+    results = []
+    for line_filter in filters:
+        picked = selected.get(line_filter)
+        if picked is None:
+            picked = selected[line_filter] = line_filter.select(chunk.lines, chunk.severities)
+        results.append(picked)
+    if len(results) == 1:
+        return results[0]
+    return sorted(set().union(*results))
+
+
 class Client:
     """One connection: its subscriptions, its bounded queue and its sender task."""
 
@@ -172,7 +198,8 @@ class Client:
         #: The sources this client may see (its token's); None: every source.
         self.allowed = allowed
         self.limiter = MessageLimiter(loop_time)
-        self.subscriptions: set[str] = set()
+        #: Each subscription (a source name or ``all``) and its filter (None: every line).
+        self.subscriptions: dict[str, LineFilter | None] = {}
         self.batch = False
         self.buffer_limit = buffer_limit
         self.control: deque[bytes] = deque()
@@ -191,6 +218,20 @@ class Client:
 
     def wants(self, source: str) -> bool:
         return (ALL in self.subscriptions or source in self.subscriptions) and self.may_see(source)
+
+    def filters_for(self, source: str) -> frozenset[LineFilter] | None:
+        """The filters of the subscriptions that cover a wanted source; None: it is unfiltered.
+
+        With two (``all`` and the source itself), a line is sent when either lets it through.
+        """
+        filters = []
+        for name in (ALL, source):
+            if name in self.subscriptions:
+                line_filter = self.subscriptions[name]
+                if line_filter is None:
+                    return None
+                filters.append(line_filter)
+        return frozenset(filters)
 
     def push_control(self, message: bytes, now: float) -> None:
         """Queue a reply (hello, ack, error): never dropped, sent before queued lines."""
@@ -291,7 +332,9 @@ class Hub:
         self.stall_timeout = stall_timeout
         self.host = host
         self.epoch = epoch
+        #: Per source, the clients that get every line, and those that get some, by filters.
         self._receivers: dict[str, list[Client]] | None = None
+        self._filtered: dict[str, dict[frozenset[LineFilter], list[Client]]] = {}
         self._quiet_ticks = 0
         self._loop = asyncio.get_running_loop()
         #: Closing tasks, referenced until done (the loop keeps only weak references).
@@ -381,6 +424,12 @@ class Hub:
             return
         try:
             message = decode_client_frame(frame)
+            line_filter = None
+            if isinstance(message, Subscribe):
+                try:
+                    line_filter = compile_filter(message.filter, message.min_severity)
+                except FilterError as exc:
+                    raise ProtocolError(exc.code, exc.detail) from None
             if not client.may_see(message.log_source) and message.log_source != ALL:
                 # The same answer whether or not the source exists: its name stays unknown.
                 raise ProtocolError(
@@ -396,15 +445,18 @@ class Hub:
             )
             return
         if isinstance(message, Subscribe):
-            self._subscribe(client, message, now)
+            self._subscribe(client, message, line_filter, now)
         else:
             self._unsubscribe(client, message, now)
 
-    def _subscribe(self, client: Client, request: Subscribe, now: float) -> None:
+    def _subscribe(
+        self, client: Client, request: Subscribe, line_filter: LineFilter | None, now: float
+    ) -> None:
         """Ack, then replay what was asked for, then deliver live: no overlap, no repeat.
 
         The ack carries, per source, the seq after which this client will get every line (or
-        a gap for it), so the client knows where to resume from after a reconnect.
+        a gap for it), so the client knows where to resume from after a reconnect. Subscribing
+        again to the same source replaces its filter from the next line on.
         """
         client.batch = client.batch or request.batch
         if request.log_source == ALL:
@@ -429,10 +481,10 @@ class Hub:
         client.push_control(
             encode({"type": "subscribed", "log_source": request.log_source, "seq": starts}), now
         )
+        client.subscriptions[request.log_source] = line_filter
+        self._receivers = None
         for source in targets:
             self._replay(client, source, starts[source.name], now)
-        client.subscriptions.add(request.log_source)
-        self._receivers = None
 
     def _recent_counts(self, targets: list[Source], backlog: int) -> dict[str, int]:
         """How many of each source's last lines make up the ``backlog`` most recent overall.
@@ -475,11 +527,17 @@ class Hub:
                 ),
                 now,
             )
+        filters = client.filters_for(source.name)
         for chunk in source.buffered_since(after):
-            client.push(self._pending(source, chunk, client.batch), now)
+            if filters is None:
+                client.push(self._pending(source, chunk, client.batch), now)
+                continue
+            picked = _pick(chunk, filters, {})
+            if picked:
+                client.push(self._pending_picked(source, chunk, picked, client.batch), now)
 
     def _unsubscribe(self, client: Client, request: Unsubscribe, now: float) -> None:
-        client.subscriptions.discard(request.log_source)
+        client.subscriptions.pop(request.log_source, None)
         client.purge(client.subscriptions)
         self._receivers = None
         client.push_control(encode({"type": "unsubscribed", "log_source": request.log_source}), now)
@@ -496,6 +554,7 @@ class Hub:
         """Number, buffer and fan out new lines; announce file events. Runs on the loop."""
         now = self._loop.time()
         receivers = self._receivers_by_source()
+        filtered = self._filtered
         for update in updates:
             source = self.sources[update.name]
             done = 0
@@ -504,14 +563,28 @@ class Hub:
                 if position > done:
                     part = None if severities is None else severities[done:position]
                     self._fan_out(
-                        source, update.lines[done:position], part, update.read_at, receivers, now
+                        source,
+                        update.lines[done:position],
+                        part,
+                        update.read_at,
+                        receivers,
+                        filtered.get(source.name),
+                        now,
                     )
                     done = position
                 source.state = state
                 self._announce(source, event, now)
             if done < len(update.lines):
                 part = None if severities is None else severities[done:]
-                self._fan_out(source, update.lines[done:], part, update.read_at, receivers, now)
+                self._fan_out(
+                    source,
+                    update.lines[done:],
+                    part,
+                    update.read_at,
+                    receivers,
+                    filtered.get(source.name),
+                    now,
+                )
             if update.state != source.state:
                 source.state = update.state
                 self._announce(source, "state", now)
@@ -532,6 +605,7 @@ class Hub:
         severities: list[int] | None,
         read_at: float,
         receivers: dict[str, list[Client]],
+        filtered: dict[frozenset[LineFilter], list[Client]] | None,
         now: float,
     ) -> None:
         clients = receivers.get(source.name, ())
@@ -548,6 +622,31 @@ class Hub:
                 else:
                     single = single or self._pending(source, chunk, False)
                     client.push(single, now)
+            if filtered:
+                self._fan_out_filtered(source, chunk, filtered, now)
+
+    def _fan_out_filtered(
+        self,
+        source: Source,
+        chunk: _Chunk,
+        filtered: dict[frozenset[LineFilter], list[Client]],
+        now: float,
+    ) -> None:
+        """Each distinct filter runs once on the chunk; each result is encoded once per form."""
+        selected: dict[LineFilter, list[int]] = {}
+        for filters, clients in filtered.items():
+            picked = _pick(chunk, filters, selected)
+            if not picked:
+                continue
+            batched: _Pending | None = None
+            single: _Pending | None = None
+            for client in clients:
+                if client.batch:
+                    batched = batched or self._pending_picked(source, chunk, picked, True)
+                    client.push(batched, now)
+                else:
+                    single = single or self._pending_picked(source, chunk, picked, False)
+                    client.push(single, now)
 
     @staticmethod
     def _pending(source: Source, chunk: _Chunk, batch: bool) -> _Pending:
@@ -561,12 +660,41 @@ class Hub:
             ]
         return _Pending(source.name, chunk.first_seq, chunk.last_seq, frames, sum(map(len, frames)))
 
+    def _pending_picked(
+        self, source: Source, chunk: _Chunk, picked: list[int], batch: bool
+    ) -> _Pending:
+        """Frames for the lines at ``picked`` of a chunk, with their real seqs."""
+        if len(picked) == len(chunk.lines):
+            return self._pending(source, chunk, batch)
+        first = chunk.first_seq
+        lines = [chunk.lines[i] for i in picked]
+        seqs = [first + i for i in picked]
+        if batch:
+            frames = [frame_text(encode_picked(source.name_json, lines, chunk.timestamp, seqs))]
+        else:
+            frames = [
+                frame_text(encode_line(source.name_json, line, chunk.timestamp, seq))
+                for seq, line in zip(seqs, lines, strict=True)
+            ]
+        # A drop reports a gap from the first to the last line that would have been sent.
+        return _Pending(source.name, seqs[0], seqs[-1], frames, sum(map(len, frames)))
+
     def _receivers_by_source(self) -> dict[str, list[Client]]:
         if self._receivers is None:
-            self._receivers = {
-                name: [client for client in self.clients.values() if client.wants(name)]
-                for name in self.sources
-            }
+            plain: dict[str, list[Client]] = {}
+            filtered: dict[str, dict[frozenset[LineFilter], list[Client]]] = {}
+            for name in self.sources:
+                plain[name] = []
+                for client in self.clients.values():
+                    if not client.wants(name):
+                        continue
+                    filters = client.filters_for(name)
+                    if filters is None:
+                        plain[name].append(client)
+                    else:
+                        filtered.setdefault(name, {}).setdefault(filters, []).append(client)
+            self._receivers = plain
+            self._filtered = filtered
         return self._receivers
 
     # -- once a second ----------------------------------------------------------------------------
