@@ -121,9 +121,7 @@ def compile_filter(pattern: object, min_severity: object = None) -> LineFilter |
     compiled = None
     if pattern is not None:
         if len(pattern) > MAX_FILTER_LENGTH:
-            raise FilterError(
-                "bad_filter", f"filter is longer than {MAX_FILTER_LENGTH} characters"
-            )
+            raise FilterError("bad_filter", f"filter is longer than {MAX_FILTER_LENGTH} characters")
         try:
             compiled = re2.compile(pattern, _options())
         except re2.error as exc:
