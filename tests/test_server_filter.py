@@ -177,17 +177,37 @@ async def test_all_with_a_filter(tmp_path, start_server, connect_peer):
 
 
 async def test_backlog_replay_is_filtered(tmp_path, start_server, connect_peer):
-    """The backlog takes the last N lines, and the filter then keeps the matching ones."""
+    """A filtered backlog replays the N newest buffered lines that match, and only those."""
     log = tmp_path / "app.log"
     write_lines(log, MIXED)
     server = await start_server({"app": log})
     for batch in (False, True):
         peer = await connect_peer(server)
-        ack = await peer.subscribe("app", backlog=10, filter="^ERROR", batch=batch)
-        assert ack["seq"] == {"app": 20}
-        wanted = [("app", seq, text) for seq, text in ERRORS if seq > 20]
-        assert await collect(peer, len(wanted)) == wanted
+        ack = await peer.subscribe("app", backlog=5, filter="^ERROR", batch=batch)
+        assert ack["seq"] == {"app": 17}
+        wanted = [("app", seq, text) for seq, text in ERRORS if seq > 17]
+        assert await collect(peer, 5) == wanted
         await nothing_more(peer, 0.3)
+    peer = await connect_peer(server)
+    ack = await peer.subscribe("app", backlog=100, filter="^ERROR")
+    assert ack["seq"] == {"app": 2}  # fewer matches than asked for: all of them, no gap
+    assert await collect(peer, len(ERRORS)) == [("app", seq, text) for seq, text in ERRORS]
+
+
+async def test_backlog_for_all_with_a_filter(tmp_path, start_server, connect_peer):
+    """For `all`, a filtered backlog is the N newest matching lines across the sources."""
+    old, new = tmp_path / "old.log", tmp_path / "new.log"
+    write_lines(old, ["ERROR old 1", "ok old", "ERROR old 2"])
+    new.write_text("")
+    server = await start_server({"old": old, "new": new})
+    write_lines(new, ["ERROR new 1", "ok new", "ERROR new 2"])
+    await wait_for(lambda: server.hub is not None and server.hub.sources["new"].seq == 3)
+    peer = await connect_peer(server)
+    ack = await peer.subscribe("all", backlog=3, filter="ERROR", batch=True)
+    assert ack["seq"] == {"old": 2, "new": 0}
+    got = await collect(peer, 3)
+    assert got == [("old", 3, "ERROR old 2"), ("new", 1, "ERROR new 1"), ("new", 3, "ERROR new 2")]
+    await nothing_more(peer, 0.3)
 
 
 async def test_since_resumes_across_filtered_lines(tmp_path, start_server, connect_peer):

@@ -254,8 +254,7 @@ class WatchApp(App[int]):
             tag = self._tag(server, event.source)
             received = time.time()
             self.pending.extend(
-                Entry(LINE, tag, line, received, seq)
-                for seq, line in event.numbered()
+                Entry(LINE, tag, line, received, seq) for seq, line in event.numbered()
             )
             self.lines_received += len(event.lines)
             row = self.rows.get((key, event.source))

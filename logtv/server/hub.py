@@ -470,6 +470,8 @@ class Hub:
                 source.name: since if isinstance(since, int) else since.get(source.name, 0)
                 for source in targets
             }
+        elif request.backlog and line_filter is not None:
+            starts = self._recent_matching(targets, request.backlog, line_filter)
         elif request.backlog:
             counts = self._recent_counts(targets, request.backlog)
             starts = {source.name: source.seq - counts.get(source.name, 0) for source in targets}
@@ -509,6 +511,36 @@ class Hub:
             if remaining == 0:
                 break
         return counts
+
+    @staticmethod
+    def _recent_matching(
+        targets: list[Source], backlog: int, line_filter: LineFilter
+    ) -> dict[str, int]:
+        """Per source, the seq after which its share of the ``backlog`` newest matching lines is.
+
+        A filtered backlog counts lines that pass: up to N of them, from what is buffered.
+        """
+        filters = frozenset((line_filter,))
+        starts = {source.name: source.seq for source in targets}
+        newest_first = sorted(
+            (
+                (-chunk.read_at, -chunk.first_seq, index, chunk)
+                for index, source in enumerate(targets)
+                for chunk in source.buffered_since(0)
+            ),
+            key=lambda item: item[:3],
+        )
+        remaining = backlog
+        for _, _, index, chunk in newest_first:
+            picked = _pick(chunk, filters, {})
+            if not picked:
+                continue
+            take = min(len(picked), remaining)
+            starts[targets[index].name] = chunk.first_seq + picked[len(picked) - take] - 1
+            remaining -= take
+            if remaining == 0:
+                break
+        return starts
 
     def _replay(self, client: Client, source: Source, after: int, now: float) -> None:
         if after >= source.seq:
