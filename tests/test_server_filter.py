@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import re2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
 
 from logtv.client.app import WatchApp
 from logtv.client.connection import Event, Gap, Lines, LogClient, Reply, Stats
+from logtv.server import filters, hub
 from logtv.server.filters import (
     MAX_FILTER_LENGTH,
+    MAX_FILTERED_CHARS,
     FilterError,
     compile_filter,
     parse_severity,
@@ -90,6 +96,67 @@ def test_compile_refuses_what_re2_cannot_do() -> None:
         compile_filter(r"(a)\1")
     with pytest.raises(FilterError, match="too much memory"):
         compile_filter(r"\pL{1000}")
+
+
+def test_compile_refuses_costly_and_whole_text_patterns() -> None:
+    """Too big a program, and anchors that would see the joined chunk as one text, are refused."""
+    with pytest.raises(FilterError, match="too complex"):
+        compile_filter("(.*a.{30}){30}c")
+    assert compile_filter(r"\pL+") is not None  # a Unicode class is big, but not too big
+    for pattern, said in [
+        (r"\Afoo", r"\A is not supported"),
+        (r"foo\z", r"\z is not supported"),
+        (r"a\Cb", r"\C"),
+        ("(?-m)^a", "multi-line"),
+        ("(?i-m:a)", "multi-line"),
+    ]:
+        with pytest.raises(FilterError, match=re2.escape(said)):
+            compile_filter(pattern)
+    assert compile_filter(r"\\A") is not None  # a backslash and an A: fine
+
+
+PATTERN_PARTS = ["a", "b", ".", "^", "$", "a*", "[ab]", r"\b", "(a|b)", "b+", "x?", " ", r"\s"]
+PATTERN_PARTS += ["[^a]", r"\w+", "é", "a{2}", r"\B", "(?:ab)?", r"\d"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(st.sampled_from(PATTERN_PARTS), min_size=1, max_size=4),
+    ignore_case=st.booleans(),
+    lines=st.lists(st.text(alphabet="abAé 1\t", max_size=8), min_size=1, max_size=10),
+    piece=st.sampled_from([4, 64, 256 * 1024]),
+)
+def test_one_search_per_chunk_is_the_same_as_one_per_line(
+    parts: list[str], ignore_case: bool, lines: list[str], piece: int
+) -> None:
+    """Searching a chunk's lines joined (in pieces of any size) picks what line by line would."""
+    pattern = ("(?i)" if ignore_case else "") + "".join(parts)
+    line_filter = compile_filter(pattern)
+    assert line_filter is not None
+    search = re2.compile(pattern).search
+    saved = filters.PIECE_CHARS
+    filters.PIECE_CHARS = piece
+    try:
+        assert line_filter.select(lines, None) == [i for i, x in enumerate(lines) if search(x)]
+    finally:
+        filters.PIECE_CHARS = saved
+
+
+def test_a_filter_looks_at_a_long_lines_start_only() -> None:
+    """A match past the first MAX_FILTERED_CHARS characters of a line does not count."""
+    line_filter = compile_filter("needle")
+    assert line_filter is not None
+    early = "needle" + "x" * MAX_FILTERED_CHARS
+    late = "x" * MAX_FILTERED_CHARS + "needle"
+    assert line_filter.select([early, late, "needle"], None) == [0, 2]
+
+
+def test_severity_select_with_missing_severities() -> None:
+    """Lines past the end of a short severity list count as having none: they pass."""
+    line_filter = compile_filter(None, "err")
+    assert line_filter is not None
+    assert line_filter.select(["a", "b", "c", "d"], [2, 6]) == [0, 2, 3]
+    assert line_filter.select(["a", "b"], None) == [0, 1]
 
 
 def test_severity_names_and_numbers() -> None:
@@ -291,6 +358,53 @@ async def test_hostile_pattern_does_not_stall_others(tmp_path, start_server, con
     assert await collect(hostile, 1, timeout=20) == [("app", 7, "after 2 aaa")]
 
 
+async def test_truly_costly_filter_is_cut_off_and_others_keep_flowing(
+    tmp_path, start_server, connect_peer
+):
+    """A pattern that is slow in RE2 too, on 60 KiB lines: the unfiltered client gets them all.
+
+    The filtered client gets no line (none matches); whether its filter ran out of budget and
+    it was closed depends on the machine's speed, so either outcome is accepted.
+    """
+    server, log = await one_file(tmp_path, start_server)
+    costly = await connect_peer(server)
+    await costly.subscribe("app", filter="(.*a.{25}){8}c")
+    plain = await connect_peer(server)
+    await plain.subscribe("app", batch=True)
+    noise = "ab" * (30 * 1024)
+    write_lines(log, [noise] * 20 + ["after"])
+    got = await collect(plain, 21, timeout=30)
+    assert [text for _, _, text in got][-1] == "after"
+    try:
+        assert [m for m in await costly.quiet(0.5) if frame_lines(m)] == []
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None and closed.rcvd.code == 1008
+
+
+async def test_filter_over_budget_closes_its_clients(
+    tmp_path, start_server, connect_peer, monkeypatch
+):
+    """A filter that overruns its time budget closes its clients (1008); others go on."""
+    monkeypatch.setattr(hub, "FILTER_BUDGET", 0.0)  # any search overruns: no timing involved
+    server, log = await one_file(tmp_path, start_server)
+    filtered = await connect_peer(server)
+    await filtered.subscribe("app", filter="ERROR")
+    by_severity = await connect_peer(server)  # no pattern: nothing to time
+    await by_severity.subscribe("app", min_severity="err")
+    plain = await connect_peer(server)
+    await plain.subscribe("app")
+    write_lines(log, ["ERROR one", "two"])
+    assert [t for _, _, t in await collect(plain, 2)] == ["ERROR one", "two"]
+    assert [t for _, _, t in await collect(by_severity, 2)] == ["ERROR one", "two"]
+    with pytest.raises(ConnectionClosed) as caught:
+        for _ in range(100):
+            assert frame_lines(await filtered.recv()) == []
+    assert caught.value.rcvd is not None
+    assert (caught.value.rcvd.code, caught.value.rcvd.reason) == (1008, "filter too costly")
+    write_lines(log, ["three"])
+    assert await collect(plain, 1) == [("app", 3, "three")]
+
+
 @pytest.mark.parametrize(
     ("options", "code"),
     [
@@ -298,6 +412,9 @@ async def test_hostile_pattern_does_not_stall_others(tmp_path, start_server, con
         ({"filter": "(?=x)y"}, "bad_filter"),
         ({"filter": "[unclosed"}, "bad_filter"),
         ({"filter": "x" * (MAX_FILTER_LENGTH + 1)}, "bad_filter"),
+        ({"filter": "(.*a.{30}){30}c"}, "bad_filter"),
+        ({"filter": "\\Astart"}, "bad_filter"),
+        ({"filter": "\ud800"}, "bad_filter"),
         ({"filter": 12}, "bad_filter"),
         ({"filter": ["a"]}, "bad_filter"),
         ({"min_severity": "loud"}, "bad_severity"),

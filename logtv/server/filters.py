@@ -4,7 +4,19 @@ The broadcaster runs every filter on the event loop, for every chunk of lines, s
 take time linear in the line's length whatever the pattern is. Python's ``re`` backtracks
 (``(a+)+$`` against a long line of ``a`` never ends), so patterns are compiled with RE2
 (google-re2): linear time, memory capped by ``max_mem``, and a clear refusal for what only a
-backtracking engine can do (backreferences, lookaround). A pattern is also limited in length.
+backtracking engine can do (backreferences, lookaround).
+
+A chunk's lines are joined with newlines and searched as one text, in multi-line mode with
+``never_nl`` (so ``^`` and ``$`` are each line's start and end, and no match spans two lines):
+the cost is one call into RE2 per matching line, not per line, which matters for the usual
+filter that keeps few lines. That needs RE2's own match call (``re2._re2``): the wrapper's
+``search`` builds a match object and maps offsets in Python, several times slower.
+
+Linear is not yet cheap: when RE2's DFA gives up on a pattern such as ``(.*a.{25}){8}c`` it
+falls back to an NFA whose cost per character grows with the compiled program. So the pattern's
+length and its program size are bounded, a filter looks at no more than the first
+:data:`MAX_FILTERED_CHARS` of a line, and :meth:`LineFilter.select` stops at a deadline, which
+the hub uses to hold each filter to a time budget.
 
 Severity follows syslog: 0 (emerg) is the most severe, 7 (debug) the least. ``min_severity``
 keeps lines at least that severe; lines that carry no severity (file and command sources) pass.
@@ -12,14 +24,22 @@ keeps lines at least that severe; lines that carry no severity (file and command
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import itertools
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import re2
+from re2 import _re2
 
 __all__ = [
+    "MAX_FILTERED_CHARS",
     "MAX_FILTER_LENGTH",
     "MAX_FILTER_MEMORY",
+    "MAX_PROGRAM_SIZE",
+    "PIECE_CHARS",
     "SEVERITY_NAMES",
     "FilterError",
     "LineFilter",
@@ -31,6 +51,14 @@ __all__ = [
 MAX_FILTER_LENGTH = 1000
 #: Memory RE2 may use for one compiled pattern (and its DFA cache), in bytes.
 MAX_FILTER_MEMORY = 2 << 20
+#: Largest compiled RE2 program accepted (``\pL+`` is about 1,200; ``.{1000}`` 8,000): the
+#: NFA's cost per character grows with it.
+MAX_PROGRAM_SIZE = 2000
+#: Lines are searched in pieces of about this many characters, with a deadline check after each.
+PIECE_CHARS = 256 * 1024
+#: A filter looks at this many characters of a line at most (the rest of a longer line is not
+#: searched), so that one line's cost is bounded whatever ``--max-line`` is.
+MAX_FILTERED_CHARS = 64 * 1024
 #: Syslog severity names and their numbers (``error`` is an alias of ``err``).
 SEVERITY_NAMES: dict[str, int] = {
     "emerg": 0,
@@ -76,7 +104,12 @@ def _options() -> re2.Options:
     options = re2.Options()
     options.max_mem = MAX_FILTER_MEMORY
     options.log_errors = False  # a refused pattern is the client's mistake, not a server error
+    options.never_capture = True  # only "does it match" is wanted: no groups to track
+    options.never_nl = True  # a match never crosses the newline between two joined lines
     return options
+
+
+_UNANCHORED = _re2.RE2.Anchor.UNANCHORED
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,21 +122,84 @@ class LineFilter:
 
     pattern: str | None
     min_severity: int | None
-    compiled: re2._Regexp | None = field(default=None, compare=False, repr=False)
+    #: The compiled RE2 program (multi-line, so that ``^`` and ``$`` are each line's ends).
+    program: Any = field(default=None, compare=False, repr=False)
 
-    def select(self, lines: Sequence[str], severities: Sequence[int] | None) -> list[int]:
-        """The indices of the lines that pass, in order."""
-        search = None if self.compiled is None else self.compiled.search
+    def select(
+        self, lines: Sequence[str], severities: Sequence[int] | None, deadline: float = float("inf")
+    ) -> list[int] | None:
+        """The indices of the lines that pass, in order; None if ``deadline`` came first.
+
+        ``deadline`` is a :func:`time.perf_counter` time, checked after each piece of at most
+        :data:`PIECE_CHARS` characters.
+        """
         floor = self.min_severity
-        if floor is None or severities is None:
-            if search is None:
-                return list(range(len(lines)))
-            return [i for i, line in enumerate(lines) if search(line)]
-        return [
-            i
-            for i, (line, severity) in enumerate(zip(lines, severities, strict=False))
-            if severity <= floor and (search is None or search(line))
-        ]
+        if floor is not None and severities is not None:
+            # Lines without a severity pass: none at all, or (defensively) past the list's end.
+            count = len(severities)
+            candidates = [i for i in range(len(lines)) if i >= count or severities[i] <= floor]
+        else:
+            candidates = list(range(len(lines)))
+        if self.program is None or not candidates:
+            return candidates
+        picked: list[int] = []
+        if (
+            len(candidates) == len(lines)
+            and sum(map(len, lines)) <= PIECE_CHARS
+            and max(map(len, lines)) <= MAX_FILTERED_CHARS
+        ):
+            self._search(list(lines), candidates, picked)  # the common case: one piece
+            return None if time.perf_counter() > deadline else picked
+        clock = time.perf_counter
+        texts: list[str] = []
+        indices: list[int] = []
+        size = 0
+        for i in candidates:
+            line = lines[i]
+            if len(line) > MAX_FILTERED_CHARS:
+                line = line[:MAX_FILTERED_CHARS]
+            texts.append(line)
+            indices.append(i)
+            size += len(line) + 1
+            if size >= PIECE_CHARS:
+                self._search(texts, indices, picked)
+                if clock() > deadline:
+                    return None
+                texts, indices, size = [], [], 0
+        if texts:
+            self._search(texts, indices, picked)
+            if clock() > deadline:
+                return None
+        return picked
+
+    def _search(self, texts: list[str], indices: list[int], picked: list[int]) -> None:
+        """Append to ``picked`` the indices of the texts that match, in one pass over them all.
+
+        The texts are joined with newlines and searched as one buffer: a call into RE2 per
+        matching line (plus one), not per line, which is what makes a rare match cheap.
+        """
+        joined = "\n".join(texts)
+        if joined.isascii():
+            data = joined.encode("ascii")
+            lengths: Iterable[int] = map(len, texts)
+        else:
+            encoded = [text.encode("utf-8", "replace") for text in texts]
+            data = b"\n".join(encoded)
+            lengths = map(len, encoded)
+        starts = list(itertools.accumulate(lengths, lambda at, n: at + n + 1, initial=0))
+        match = self.program.Match
+        end = len(data)
+        last = len(texts) - 1
+        position = 0
+        while True:
+            found = match(_UNANCHORED, data, position, end)[0][0]
+            if found < 0:
+                return
+            line = bisect.bisect_right(starts, found) - 1
+            picked.append(indices[line])
+            if line >= last:
+                return
+            position = starts[line + 1]
 
 
 def compile_filter(pattern: object, min_severity: object = None) -> LineFilter | None:
@@ -118,21 +214,63 @@ def compile_filter(pattern: object, min_severity: object = None) -> LineFilter |
         floor = None  # debug is the least severe: every line passes
     if pattern == "":
         pattern = None
-    compiled = None
+    program = None
     if pattern is not None:
         if len(pattern) > MAX_FILTER_LENGTH:
             raise FilterError("bad_filter", f"filter is longer than {MAX_FILTER_LENGTH} characters")
+        _refuse_text_anchors(pattern)
         try:
-            compiled = re2.compile(pattern, _options())
-        except re2.error as exc:
-            raise FilterError("bad_filter", _describe(exc)) from None
-    if compiled is None and floor is None:
+            encoded = ("(?m)" + pattern).encode("utf-8")
+        except UnicodeEncodeError:
+            raise FilterError(
+                "bad_filter", "filter: not valid Unicode (a lone surrogate)"
+            ) from None
+        program = _re2.RE2(encoded, _options())
+        if not program.ok():
+            raise FilterError("bad_filter", _describe(program.error()))
+        size = program.ProgramSize()
+        if size > MAX_PROGRAM_SIZE:
+            raise FilterError(
+                "bad_filter",
+                f"filter: the pattern is too complex (RE2 program size {size}, at most "
+                f"{MAX_PROGRAM_SIZE}; repeat less, or use fewer Unicode classes)",
+            )
+    if program is None and floor is None:
         return None
-    return LineFilter(pattern, floor, compiled)
+    return LineFilter(pattern, floor, program)
 
 
-def _describe(exc: Exception) -> str:
-    said = exc.args[0] if exc.args else exc
+def _refuse_text_anchors(pattern: str) -> None:
+    """Refuse what would see the joined lines as one text: ``\\A``, ``\\z``, ``\\C``, ``(?-m)``.
+
+    ``^`` and ``$`` already mean the start and end of each line. A flag group is recognised
+    outside character classes only roughly (a ``(?`` inside ``[...]`` is refused too).
+    """
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if escaped in ("A", "z"):
+                raise FilterError(
+                    "bad_filter",
+                    f"filter: \\{escaped} is not supported (^ and $ match at each line's "
+                    "start and end)",
+                )
+            if escaped == "C":
+                raise FilterError("bad_filter", "filter: \\C (any byte) is not supported")
+            i += 2
+            continue
+        if pattern.startswith("(?", i):
+            flags = pattern[i + 2 : i + 2 + 16].split(")")[0].split(":")[0]
+            if "-" in flags and "m" in flags.split("-", 1)[1]:
+                raise FilterError(
+                    "bad_filter", "filter: turning off multi-line mode ((?-m)) is not supported"
+                )
+        i += 1
+
+
+def _describe(said: object) -> str:
     text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
     if "invalid escape sequence: \\" in text and text[-1:].isdigit():
         return f"filter: backreferences are not supported ({text})"

@@ -25,6 +25,7 @@ import heapq
 import itertools
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ BATCH_LINES = 1000
 #: A sender writes at most this many bytes before it waits for the socket to drain. A client that
 #: stopped reading keeps one round in its transport's buffer: this, times the clients, is memory.
 SEND_ROUND_BYTES = 256 << 10
+#: Seconds of the loop one distinct filter may use per stats tick (about a second); past that
+#: its clients are closed with 1008, so that no pattern can take the broadcaster from the rest.
+FILTER_BUDGET = 0.25
 
 
 class Sink(Protocol):
@@ -157,25 +161,6 @@ def _notice(message: bytes) -> _Pending:
     """A droppable frame (stats, a file event), framed once for every client that gets it."""
     frame = frame_text(message)
     return _Pending(None, 0, 0, [frame], len(frame))
-
-
-def _pick(
-    chunk: _Chunk, filters: frozenset[LineFilter], selected: dict[LineFilter, list[int]]
-) -> list[int]:
-    """The indices of a chunk's lines that any of ``filters`` lets through, in order.
-
-    ``selected`` remembers each filter's result for this chunk, so that a filter shared by many
-    clients (or by several sets of filters) runs once.
-    """
-    results = []
-    for line_filter in filters:
-        picked = selected.get(line_filter)
-        if picked is None:
-            picked = selected[line_filter] = line_filter.select(chunk.lines, chunk.severities)
-        results.append(picked)
-    if len(results) == 1:
-        return results[0]
-    return sorted(set().union(*results))
 
 
 class Client:
@@ -337,6 +322,9 @@ class Hub:
         self._filtered: dict[str, dict[frozenset[LineFilter], list[Client]]] = {}
         self._quiet_ticks = 0
         self._loop = asyncio.get_running_loop()
+        #: Loop time each distinct filter used since the last tick, and those over budget.
+        self._filter_costs: dict[LineFilter, float] = {}
+        self._too_costly: set[LineFilter] = set()
         #: Closing tasks, referenced until done (the loop keeps only weak references).
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -446,6 +434,8 @@ class Hub:
             return
         if isinstance(message, Subscribe):
             self._subscribe(client, message, line_filter, now)
+            if self._too_costly:
+                self._close_costly()
         else:
             self._unsubscribe(client, message, now)
 
@@ -512,9 +502,8 @@ class Hub:
                 break
         return counts
 
-    @staticmethod
     def _recent_matching(
-        targets: list[Source], backlog: int, line_filter: LineFilter
+        self, targets: list[Source], backlog: int, line_filter: LineFilter
     ) -> dict[str, int]:
         """Per source, the seq after which its share of the ``backlog`` newest matching lines is.
 
@@ -532,7 +521,7 @@ class Hub:
         )
         remaining = backlog
         for _, _, index, chunk in newest_first:
-            picked = _pick(chunk, filters, {})
+            picked = self._pick(chunk, filters, {})
             if not picked:
                 continue
             take = min(len(picked), remaining)
@@ -564,7 +553,7 @@ class Hub:
             if filters is None:
                 client.push(self._pending(source, chunk, client.batch), now)
                 continue
-            picked = _pick(chunk, filters, {})
+            picked = self._pick(chunk, filters, {})
             if picked:
                 client.push(self._pending_picked(source, chunk, picked, client.batch), now)
 
@@ -620,6 +609,8 @@ class Hub:
             if update.state != source.state:
                 source.state = update.state
                 self._announce(source, "state", now)
+        if self._too_costly:
+            self._close_costly()
 
     def _announce(self, source: Source, event: str, now: float) -> None:
         """Tell every client (subscribed or not) what happened to a source's file."""
@@ -667,7 +658,7 @@ class Hub:
         """Each distinct filter runs once on the chunk; each result is encoded once per form."""
         selected: dict[LineFilter, list[int]] = {}
         for filters, clients in filtered.items():
-            picked = _pick(chunk, filters, selected)
+            picked = self._pick(chunk, filters, selected)
             if not picked:
                 continue
             batched: _Pending | None = None
@@ -691,6 +682,49 @@ class Hub:
                 for seq, line in enumerate(chunk.lines, chunk.first_seq)
             ]
         return _Pending(source.name, chunk.first_seq, chunk.last_seq, frames, sum(map(len, frames)))
+
+    def _pick(
+        self, chunk: _Chunk, filters: frozenset[LineFilter], selected: dict[LineFilter, list[int]]
+    ) -> list[int]:
+        """The indices of a chunk's lines that any of ``filters`` lets through, in order.
+
+        ``selected`` remembers each filter's result for this chunk, so that a filter shared by
+        many clients (or by several sets of filters) runs once. Each run is charged to the
+        filter; one that overruns its budget passes nothing and is marked for closing.
+        """
+        results = []
+        for line_filter in filters:
+            picked = selected.get(line_filter)
+            if picked is None:
+                spent = self._filter_costs.get(line_filter, 0.0)
+                started = time.perf_counter()
+                found = line_filter.select(
+                    chunk.lines, chunk.severities, started + FILTER_BUDGET - spent
+                )
+                self._filter_costs[line_filter] = spent + time.perf_counter() - started
+                if found is None:
+                    self._too_costly.add(line_filter)
+                    found = []
+                picked = selected[line_filter] = found
+            results.append(picked)
+        if len(results) == 1:
+            return results[0]
+        return sorted(set().union(*results))
+
+    def _close_costly(self) -> None:
+        """Close the clients of the filters that overran their budget (1008, with the reason)."""
+        costly = self._too_costly
+        for client in list(self.clients.values()):
+            if not client.closing and any(f in costly for f in client.subscriptions.values()):
+                client.closing = True
+                log.warning(
+                    "client %d (%s): its filter used more than %g s in a second; closing it",
+                    client.id,
+                    client.peer,
+                    FILTER_BUDGET,
+                )
+                self._spawn(self._close(client, 1008, "filter too costly"))
+        costly.clear()
 
     def _pending_picked(
         self, source: Source, chunk: _Chunk, picked: list[int], batch: bool
@@ -740,6 +774,7 @@ class Hub:
             flowing = flowing or source.lines_this_tick > 0
             source.lines_this_tick = 0
         self._quiet_ticks = 0 if flowing else self._quiet_ticks + 1
+        self._filter_costs.clear()
         if self._quiet_ticks <= 1 and self.clients:
             # One frame per distinct set of visible sources (nearly always just one).
             frames: dict[frozenset[str] | None, _Pending] = {}
