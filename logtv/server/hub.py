@@ -575,7 +575,6 @@ class Hub:
         """Number, buffer and fan out new lines; announce file events. Runs on the loop."""
         now = self._loop.time()
         receivers = self._receivers_by_source()
-        filtered = self._filtered
         for update in updates:
             source = self.sources[update.name]
             done = 0
@@ -584,33 +583,17 @@ class Hub:
                 if position > done:
                     part = None if severities is None else severities[done:position]
                     self._fan_out(
-                        source,
-                        update.lines[done:position],
-                        part,
-                        update.read_at,
-                        receivers,
-                        filtered.get(source.name),
-                        now,
+                        source, update.lines[done:position], part, update.read_at, receivers, now
                     )
                     done = position
                 source.state = state
                 self._announce(source, event, now)
             if done < len(update.lines):
                 part = None if severities is None else severities[done:]
-                self._fan_out(
-                    source,
-                    update.lines[done:],
-                    part,
-                    update.read_at,
-                    receivers,
-                    filtered.get(source.name),
-                    now,
-                )
+                self._fan_out(source, update.lines[done:], part, update.read_at, receivers, now)
             if update.state != source.state:
                 source.state = update.state
                 self._announce(source, "state", now)
-        if self._too_costly:
-            self._close_costly()
 
     def _announce(self, source: Source, event: str, now: float) -> None:
         """Tell every client (subscribed or not) what happened to a source's file."""
@@ -628,10 +611,11 @@ class Hub:
         severities: list[int] | None,
         read_at: float,
         receivers: dict[str, list[Client]],
-        filtered: dict[frozenset[LineFilter], list[Client]] | None,
         now: float,
     ) -> None:
         clients = receivers.get(source.name, ())
+        # Set with ``receivers`` by _receivers_by_source (the caller's), so never stale here.
+        filtered = self._filtered.get(source.name)
         for start in range(0, len(lines), BATCH_LINES):
             end = start + BATCH_LINES
             part = None if severities is None else severities[start:end]
@@ -670,6 +654,8 @@ class Hub:
                 else:
                     single = single or self._pending_picked(source, chunk, picked, False)
                     client.push(single, now)
+        if self._too_costly:
+            self._close_costly()
 
     @staticmethod
     def _pending(source: Source, chunk: _Chunk, batch: bool) -> _Pending:
