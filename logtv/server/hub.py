@@ -317,14 +317,15 @@ class Hub:
         self.stall_timeout = stall_timeout
         self.host = host
         self.epoch = epoch
-        #: Per source, the clients that get every line, and those that get some, by filters.
         self._receivers: dict[str, list[Client]] | None = None
-        self._filtered: dict[str, dict[frozenset[LineFilter], list[Client]]] = {}
         self._quiet_ticks = 0
         self._loop = asyncio.get_running_loop()
         #: Loop time each distinct filter used since the last tick, and those over budget.
         self._filter_costs: dict[LineFilter, float] = {}
         self._too_costly: set[LineFilter] = set()
+        #: Per source, the clients that get some of its lines, by their filters (set together
+        #: with ``_receivers``, which then holds only the clients that get every line).
+        self._filtered: dict[str, dict[frozenset[LineFilter], list[Client]]] = {}
         #: Closing tasks, referenced until done (the loop keeps only weak references).
         self._closing: set[asyncio.Task[None]] = set()
 
