@@ -358,6 +358,69 @@ async def test_hostile_pattern_does_not_stall_others(tmp_path, start_server, con
     assert await collect(hostile, 1, timeout=20) == [("app", 7, "after 2 aaa")]
 
 
+async def test_overlapping_subscriptions_send_what_either_lets_through(
+    tmp_path, start_server, connect_peer
+):
+    """`all` with one filter and `app` with another: a line goes once if either matches."""
+    server, log = await one_file(tmp_path, start_server)
+    peer = await connect_peer(server)
+    assert peer.hello["filter"] is True
+    await peer.subscribe("all", filter="^ERROR")
+    ack = await peer.subscribe("app", filter="5$")
+    assert ack["seq"] == {}  # already covered by `all`
+    write_lines(log, MIXED)
+    wanted = [
+        ("app", seq, text)
+        for seq, text in enumerate(MIXED, 1)
+        if text.startswith("ERROR") or text.endswith("5")
+    ]
+    assert await collect(peer, len(wanted)) == wanted
+    await nothing_more(peer, 0.3)
+
+
+async def test_subscribing_again_replaces_the_filter(tmp_path, start_server, connect_peer):
+    """A second subscribe to the same source changes its filter from then on, replaying nothing."""
+    server, log = await one_file(tmp_path, start_server)
+    peer = await connect_peer(server)
+    await peer.subscribe("app", filter="^ERROR")
+    write_lines(log, ["ERROR a", "ok b"])
+    assert await collect(peer, 1) == [("app", 1, "ERROR a")]
+    await wait_for(lambda: server.hub is not None and server.hub.sources["app"].seq == 2)
+    assert (await peer.subscribe("app", filter="^ok"))["seq"] == {}
+    write_lines(log, ["ERROR c", "ok d"])
+    assert await collect(peer, 1) == [("app", 4, "ok d")]
+    assert (await peer.subscribe("app"))["seq"] == {}  # no filter: every line again
+    write_lines(log, ["ERROR e", "ok f"])
+    assert await collect(peer, 2) == [("app", 5, "ERROR e"), ("app", 6, "ok f")]
+
+
+async def test_client_warns_when_the_server_cannot_filter(tmp_path, start_server, monkeypatch):
+    """Against a server whose hello lacks `filter` (an older one), the client says so."""
+    original = hub.Hub.hello
+
+    def old_hello(self, allowed=None):  # type: ignore[no-untyped-def]
+        message = json.loads(original(self, allowed))
+        del message["filter"]
+        return json.dumps(message).encode()
+
+    monkeypatch.setattr(hub.Hub, "hello", old_hello)
+    server, _ = await one_file(tmp_path, start_server)
+    client = LogClient(server.url, sources=["app"], line_filter="x", reconnect=False)
+    replies: list[Reply] = []
+    events = client.events()
+    try:
+        async for event in events:
+            if isinstance(event, Reply):
+                replies.append(event)
+                if event.kind == "subscribed":
+                    break
+    finally:
+        await client.close()
+        await events.aclose()
+    assert replies[0].error == "filter_unsupported"
+    assert replies[0].detail is not None and "cannot filter" in replies[0].detail
+
+
 async def test_truly_costly_filter_is_cut_off_and_others_keep_flowing(
     tmp_path, start_server, connect_peer
 ):

@@ -308,6 +308,12 @@ class LogClient:
             raise InvalidHandshake("the server did not say hello: is it a logtv server?")
         hello = _parse_hello(first)
         yield hello
+        if self.filtered and first.get("filter") is not True:
+            yield Reply(
+                "error",
+                error="filter_unsupported",
+                detail="this server cannot filter (an older logtv): every line will come",
+            )
         position = self.position
         resuming = position.epoch == hello.epoch
         if position.epoch is not None and not resuming:

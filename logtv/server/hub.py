@@ -369,6 +369,7 @@ class Hub:
                 "epoch": self.epoch,
                 "sources": [source.summary() for source in self.visible(allowed)],
                 "batch": True,
+                "filter": True,
             }
         )
 
