@@ -152,10 +152,11 @@ def test_a_filter_looks_at_a_long_lines_start_only() -> None:
 
 
 def test_severity_select_with_missing_severities() -> None:
-    """Lines past the end of a short severity list count as having none: they pass."""
+    """Lines past a short severity list's end, or marked above 7, have none: they pass."""
     line_filter = compile_filter(None, "err")
     assert line_filter is not None
     assert line_filter.select(["a", "b", "c", "d"], [2, 6]) == [0, 2, 3]
+    assert line_filter.select(["a", "b", "c"], [4, 8, 3]) == [1, 2]  # 8: the hub's "none"
     assert line_filter.select(["a", "b"], None) == [0, 1]
 
 

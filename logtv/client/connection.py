@@ -183,14 +183,14 @@ class LogClient:
         *,
         sources: Iterable[str] | None = (ALL,),
         backlog: int = 0,
+        line_filter: str | None = None,
+        min_severity: str | None = None,
         batch: bool = True,
         token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         reconnect: bool = True,
         max_backoff: float = 10.0,
         open_timeout: float = 10.0,
-        line_filter: str | None = None,
-        min_severity: str | None = None,
     ) -> None:
         self.url = normalize_url(url)
         #: The address as the user gave it (``web1:8765``), for labels and ``tail --json``.

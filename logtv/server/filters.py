@@ -135,9 +135,15 @@ class LineFilter:
         """
         floor = self.min_severity
         if floor is not None and severities is not None:
-            # Lines without a severity pass: none at all, or (defensively) past the list's end.
+            # Lines without a severity pass: past the list's end (defensively), or marked as
+            # having none with a value above debug's 7 (the hub's NO_SEVERITY, when lines with
+            # and without one are held together).
             count = len(severities)
-            candidates = [i for i in range(len(lines)) if i >= count or severities[i] <= floor]
+            candidates = [
+                i
+                for i in range(len(lines))
+                if i >= count or severities[i] <= floor or severities[i] > 7
+            ]
         else:
             candidates = list(range(len(lines)))
         if self.program is None or not candidates:
