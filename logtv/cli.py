@@ -334,11 +334,11 @@ def _clients(
             client = LogClient(
                 server,
                 sources=sources or default_sources,
+                line_filter=args.filter,
+                min_severity=args.min_severity,
                 backlog=args.backlog,
                 token=token,
                 ssl_context=context,
-                line_filter=args.filter,
-                min_severity=args.min_severity,
             )
             clients.setdefault(client.url, client)
     except ValueError as exc:
