@@ -125,6 +125,7 @@ def _tail_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--raw", action="store_true", help="lines unescaped (not to a terminal)")
     tail.add_argument("--backlog", type=int, default=10, help="recent lines to start with (10)")
+    _filter_flags(tail)
     _client_security_flags(tail)
 
 
@@ -134,8 +135,34 @@ def _watch_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     watch.add_argument("--backlog", type=int, default=200, help="recent lines to start with (200)")
     watch.add_argument("--max-lines", type=int, default=50_000, help="scrollback kept (50000)")
     watch.add_argument("--fps", type=float, help="log pane frames per second (30; 4 over SSH)")
+    _filter_flags(watch)
     _client_security_flags(watch)
     watch.add_argument("--once", action="store_true", help="exit 1 if the first connect fails")
+
+
+def _filter_flags(parser: argparse.ArgumentParser) -> None:
+    """Filters the server applies before sending, so that a thin link carries only those lines."""
+    parser.add_argument(
+        "--filter", metavar="REGEX", help="server-side: only lines matching REGEX (RE2 syntax)"
+    )
+    parser.add_argument(
+        "--min-severity",
+        metavar="LEVEL",
+        help="server-side: only lines at least this severe (emerg … debug or 0-7); "
+        "lines without a severity pass",
+    )
+
+
+def _check_filter(args: argparse.Namespace) -> None:
+    """Refuse a bad --filter or --min-severity here, with the server's own words."""
+    from logtv.server.filters import FilterError, compile_filter
+
+    try:
+        compile_filter(args.filter, args.min_severity)
+    except FilterError as exc:
+        flag = "--filter" if exc.code == "bad_filter" else "--min-severity"
+        detail = exc.detail.removeprefix("filter: ").removeprefix("min_severity ")
+        raise CommandError(f"{flag}: {detail}") from None
 
 
 def _client_security_flags(parser: argparse.ArgumentParser) -> None:
@@ -346,6 +373,7 @@ def _clients(
     from logtv.client.ssh import parse_ssh_url, ssh_argv
     from logtv.client.targets import security_target, split_targets
 
+    _check_filter(args)
     try:
         servers, sources = split_targets([args.server, *args.sources])
     except ValueError as exc:
@@ -377,6 +405,8 @@ def _clients(
             client = LogClient(
                 address,
                 sources=sources or default_sources,
+                line_filter=args.filter,
+                min_severity=args.min_severity,
                 backlog=args.backlog,
                 token=_host_token(host) or token,
                 ssl_context=_host_context(host) or context,

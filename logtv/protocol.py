@@ -31,6 +31,7 @@ __all__ = [
     "encode",
     "encode_batch",
     "encode_line",
+    "encode_picked",
     "format_timestamp",
     "frame_text",
 ]
@@ -65,6 +66,10 @@ class Subscribe:
     backlog: int = 0
     since: int | dict[str, int] | None = None
     batch: bool = False
+    #: A regular expression (RE2 syntax) a line must match to be sent; None: every line.
+    filter: str | None = None
+    #: The least severe syslog severity sent, as given (a name or 0-7); checked by the server.
+    min_severity: int | str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,21 @@ def encode_batch(source_json: str, lines: Sequence[str], timestamp: str, first_s
     return (
         f'{{"type":"raw_logs","log_source":{source_json},"seq":{first_seq},'
         f'"timestamp":"{timestamp}","lines":{_dump_list(lines)}}}'
+    ).encode()
+
+
+def encode_picked(
+    source_json: str, lines: Sequence[str], timestamp: str, seqs: Sequence[int]
+) -> bytes:
+    """Encode some, not necessarily consecutive, lines of one source as one ``raw_logs`` frame.
+
+    This is the batched form for a filtered subscription: line ``i`` has seq ``seqs[i]`` (``seq``
+    is still the first line's, for clients that look no further than consecutive batches).
+    """
+    return (
+        f'{{"type":"raw_logs","log_source":{source_json},"seq":{seqs[0]},'
+        f'"timestamp":"{timestamp}","lines":{_dump_list(lines)},'
+        f'"seqs":[{",".join(map(str, seqs))}]}}'
     ).encode()
 
 
@@ -185,6 +205,20 @@ def _since_field(message: Mapping[str, Any], source: str) -> int | dict[str, int
     return since
 
 
+def _filter_field(message: Mapping[str, Any]) -> str | None:
+    pattern = message.get("filter")
+    if pattern is not None and not isinstance(pattern, str):
+        raise ProtocolError("bad_filter", "filter must be a string (a regular expression)")
+    return pattern
+
+
+def _severity_field(message: Mapping[str, Any]) -> int | str | None:
+    severity = message.get("min_severity")
+    if severity is not None and (isinstance(severity, bool) or not isinstance(severity, int | str)):
+        raise ProtocolError("bad_severity", "min_severity must be a severity name or 0-7")
+    return severity
+
+
 def decode_client_frame(frame: str | bytes) -> Subscribe | Unsubscribe:
     """Validate a frame from a client; raise ProtocolError with the reply's code if it is bad."""
     if isinstance(frame, bytes):
@@ -207,6 +241,8 @@ def decode_client_frame(frame: str | bytes) -> Subscribe | Unsubscribe:
             backlog=_count_field(message, "backlog", MAX_BACKLOG),
             since=_since_field(message, source),
             batch=batch,
+            filter=_filter_field(message),
+            min_severity=_severity_field(message),
         )
     if kind == "unsubscribe":
         return Unsubscribe(log_source=_source_field(message))

@@ -257,13 +257,12 @@ class WatchApp(App[int]):
             tag = self._tag(server, event.source)
             received = time.time()
             self.pending.extend(
-                Entry(LINE, tag, line, received, seq)
-                for seq, line in enumerate(event.lines, event.first_seq)
+                Entry(LINE, tag, line, received, seq) for seq, line in event.numbered()
             )
             self.lines_received += len(event.lines)
             row = self.rows.get((key, event.source))
             if row is not None:
-                row.seq = max(row.seq, event.first_seq + len(event.lines) - 1)
+                row.seq = max(row.seq, event.last_seq)
             self._schedule_flush()
         elif isinstance(event, Stats):
             for name, (seq, rate) in event.sources.items():

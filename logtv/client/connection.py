@@ -4,6 +4,10 @@ Both viewers (`logtv tail` and `logtv watch`) use it. It keeps the position reac
 source, so that after a dropped connection it resubscribes with ``since`` and the server replays
 exactly what was missed (or says, with a gap, what it no longer has). When the server restarted
 (a new ``epoch``), positions mean nothing any more: it says so with a :class:`Restarted` event.
+
+With a server-side filter, lines arrive with holes in their seqs; those holes are not gaps (the
+server sends a ``gap`` for lines it failed to deliver). The position then also advances with
+``stats``, so that a resume does not ask again for lines the filter already passed over.
 """
 
 from __future__ import annotations
@@ -81,12 +85,24 @@ class Restarted:
 
 @dataclass(frozen=True, slots=True)
 class Lines:
-    """Consecutive lines of one source; line ``i`` has seq ``first_seq + i``."""
+    """Lines of one source; line ``i`` has seq ``seqs[i]``, or ``first_seq + i`` without seqs."""
 
     source: str
     first_seq: int
     lines: list[str]
     timestamp: str
+    #: The seq of each line when they are not consecutive (a filtered subscription's batch).
+    seqs: list[int] | None = None
+
+    @property
+    def last_seq(self) -> int:
+        return self.seqs[-1] if self.seqs else self.first_seq + len(self.lines) - 1
+
+    def numbered(self) -> Iterable[tuple[int, str]]:
+        """Each line with its seq."""
+        if self.seqs is not None:
+            return zip(self.seqs, self.lines, strict=False)
+        return enumerate(self.lines, self.first_seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +185,8 @@ class LogClient:
         *,
         sources: Iterable[str] | None = (ALL,),
         backlog: int = 0,
+        line_filter: str | None = None,
+        min_severity: str | None = None,
         batch: bool = True,
         token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -197,6 +215,10 @@ class LogClient:
         self.reconnect = reconnect
         self.max_backoff = max_backoff
         self.open_timeout = open_timeout
+        #: Server-side filter sent with every subscribe: a regular expression (RE2 syntax)
+        #: and a minimum syslog severity; None: not filtered.
+        self.line_filter = line_filter
+        self.min_severity = min_severity
         self.position = _Position()
         self._connection: ClientConnection | None = None
         self._closed = False
@@ -208,7 +230,19 @@ class LogClient:
             self.subscriptions = []
         if source not in self.subscriptions:
             self.subscriptions.append(source)
-        await self._send({"type": "subscribe", "log_source": source, "batch": self.batch})
+        await self._send(self._subscribe_message(source))
+
+    def _subscribe_message(self, source: str) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "subscribe", "log_source": source, "batch": self.batch}
+        if self.line_filter is not None:
+            message["filter"] = self.line_filter
+        if self.min_severity is not None:
+            message["min_severity"] = self.min_severity
+        return message
+
+    @property
+    def filtered(self) -> bool:
+        return self.line_filter is not None or self.min_severity is not None
 
     async def unsubscribe(self, source: str) -> None:
         """Stop receiving a source."""
@@ -290,6 +324,12 @@ class LogClient:
             raise InvalidHandshake("the server did not say hello: is it a logtv server?")
         hello = _parse_hello(first)
         yield hello
+        if self.filtered and first.get("filter") is not True:
+            yield Reply(
+                "error",
+                error="filter_unsupported",
+                detail="this server cannot filter (an older logtv): every line will come",
+            )
         position = self.position
         resuming = position.epoch == hello.epoch
         if position.epoch is not None and not resuming:
@@ -303,12 +343,10 @@ class LogClient:
             self.subscriptions = [info.name for info in hello.sources]
         first_session = not self._had_session
         self._had_session = True
+        # Sources whose ack came in this session: from then on, stats show how far we got.
+        acked: set[str] = set()
         for source in self.subscriptions:
-            message: dict[str, Any] = {
-                "type": "subscribe",
-                "log_source": source,
-                "batch": self.batch,
-            }
+            message = self._subscribe_message(source)
             if resuming:
                 since = dict(position.seq) if source == ALL else position.seq.get(source, 0)
                 message["since"] = since
@@ -322,11 +360,16 @@ class LogClient:
             if event is None:
                 continue
             if isinstance(event, Lines):
-                position.advance(event.source, event.first_seq + len(event.lines) - 1)
+                position.advance(event.source, event.last_seq)
             elif isinstance(event, Gap):
                 position.advance(event.source, event.to_seq)
             elif isinstance(event, Reply) and event.kind == "subscribed":
                 position.seq.update(event.starts)
+                acked.update(event.starts)
+            elif isinstance(event, Stats) and self.filtered:
+                # Every line up to a stats frame's seq came before it (or was filtered out).
+                for name in acked.intersection(event.sources):
+                    position.advance(name, event.sources[name][0])
             yield event
 
 
@@ -348,7 +391,14 @@ def _parse(frame: str | bytes) -> Event | None:
     message = json.loads(frame)
     kind = message.get("type")
     if kind == "raw_logs":
-        return Lines(message["log_source"], message["seq"], message["lines"], message["timestamp"])
+        seqs = message.get("seqs")
+        return Lines(
+            message["log_source"],
+            message["seq"],
+            message["lines"],
+            message["timestamp"],
+            seqs if isinstance(seqs, list) and len(seqs) == len(message["lines"]) else None,
+        )
     if kind == "raw_log":
         return Lines(
             message["log_source"], message["seq"], [message["raw_line"]], message["timestamp"]

@@ -63,7 +63,7 @@ def _format_lines(
                 ensure_ascii=terminal,
             )
             + "\n"
-            for seq, line in enumerate(event.lines, event.first_seq)
+            for seq, line in event.numbered()
         )
         return text.replace("\x7f", "\\u007f") if terminal else text
     tag = event.source if label is None else f"{label}/{event.source}"
@@ -223,7 +223,13 @@ def _print_event(
         print(f"{said}the server restarted; lines written meanwhile may be missing", file=err)
     elif isinstance(event, Reply) and event.kind == "error":
         print(f"{said}server says: {sanitize(event.detail or event.error or '')}", file=err)
-        if event.error in ("unknown_source", "bad_field", "forbidden"):  # our request
+        if event.error in (  # our request
+            "unknown_source",
+            "bad_field",
+            "forbidden",
+            "bad_filter",
+            "bad_severity",
+        ):
             return 2
     elif isinstance(event, Disconnected):
         # A refused token, origin or host will not be accepted on a retry: say so and stop.

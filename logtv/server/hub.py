@@ -8,6 +8,11 @@ Every client has its own bounded queue and a sender task that drains it. A clien
 up loses the oldest queued lines (and is told which, with a ``gap``); one that accepts nothing for
 ``stall_timeout`` is closed with 1008. Neither slows the reader or any other client.
 
+A subscription may carry a filter (:mod:`logtv.server.filters`): each distinct filter runs once
+per chunk and its lines are encoded once for every client that shares it; clients without one
+keep the plain path, untouched. A filtered client gets real seqs with holes where lines did not
+pass; ``stats`` stay unfiltered, and tell such a client how far it has got.
+
 A client may be limited to some sources (its token's): it is never told of any other, not in
 ``hello``, ``stats``, file notices or ``/healthz``; asking for one is a ``forbidden`` error. What
 a client sends is rate-limited (:class:`~logtv.server.policy.MessageLimiter`).
@@ -20,6 +25,7 @@ import heapq
 import itertools
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +42,11 @@ from logtv.protocol import (
     encode,
     encode_batch,
     encode_line,
+    encode_picked,
     format_timestamp,
     frame_text,
 )
+from logtv.server.filters import FilterError, LineFilter, compile_filter
 from logtv.server.policy import MessageLimiter
 from logtv.server.watcher import SourceUpdate
 
@@ -59,6 +67,9 @@ HOLD_SECONDS = 0.004
 #: A sender writes at most this many bytes before it waits for the socket to drain. A client that
 #: stopped reading keeps one round in its transport's buffer: this, times the clients, is memory.
 SEND_ROUND_BYTES = 256 << 10
+#: Seconds of the loop one distinct filter may use per stats tick (about a second); past that
+#: its clients are closed with 1008, so that no pattern can take the broadcaster from the rest.
+FILTER_BUDGET = 0.25
 
 
 class Sink(Protocol):
@@ -185,7 +196,8 @@ class Client:
         #: The sources this client may see (its token's); None: every source.
         self.allowed = allowed
         self.limiter = MessageLimiter(loop_time)
-        self.subscriptions: set[str] = set()
+        #: Each subscription (a source name or ``all``) and its filter (None: every line).
+        self.subscriptions: dict[str, LineFilter | None] = {}
         self.batch = False
         self.buffer_limit = buffer_limit
         self.control: deque[bytes] = deque()
@@ -204,6 +216,20 @@ class Client:
 
     def wants(self, source: str) -> bool:
         return (ALL in self.subscriptions or source in self.subscriptions) and self.may_see(source)
+
+    def filters_for(self, source: str) -> frozenset[LineFilter] | None:
+        """The filters of the subscriptions that cover a wanted source; None: it is unfiltered.
+
+        With two (``all`` and the source itself), a line is sent when either lets it through.
+        """
+        filters = []
+        for name in (ALL, source):
+            if name in self.subscriptions:
+                line_filter = self.subscriptions[name]
+                if line_filter is None:
+                    return None
+                filters.append(line_filter)
+        return frozenset(filters)
 
     def push_control(self, message: bytes, now: float) -> None:
         """Queue a reply (hello, ack, error): never dropped, sent before queued lines."""
@@ -312,6 +338,12 @@ class Hub:
         self._release_timer: asyncio.TimerHandle | None = None
         self._quiet_ticks = 0
         self._loop = asyncio.get_running_loop()
+        #: Loop time each distinct filter used since the last tick, and those over budget.
+        self._filter_costs: dict[LineFilter, float] = {}
+        self._too_costly: set[LineFilter] = set()
+        #: Per source, the clients that get some of its lines, by their filters (set together
+        #: with ``_receivers``, which then holds only the clients that get every line).
+        self._filtered: dict[str, dict[frozenset[LineFilter], list[Client]]] = {}
         #: Closing tasks, referenced until done (the loop keeps only weak references).
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -355,6 +387,7 @@ class Hub:
                 "epoch": self.epoch,
                 "sources": [source.summary() for source in self.visible(allowed)],
                 "batch": True,
+                "filter": True,
             }
         )
 
@@ -399,6 +432,12 @@ class Hub:
             return
         try:
             message = decode_client_frame(frame)
+            line_filter = None
+            if isinstance(message, Subscribe):
+                try:
+                    line_filter = compile_filter(message.filter, message.min_severity)
+                except FilterError as exc:
+                    raise ProtocolError(exc.code, exc.detail) from None
             if not client.may_see(message.log_source) and message.log_source != ALL:
                 # The same answer whether or not the source exists: its name stays unknown.
                 raise ProtocolError(
@@ -414,15 +453,20 @@ class Hub:
             )
             return
         if isinstance(message, Subscribe):
-            self._subscribe(client, message, now)
+            self._subscribe(client, message, line_filter, now)
+            if self._too_costly:
+                self._close_costly()
         else:
             self._unsubscribe(client, message, now)
 
-    def _subscribe(self, client: Client, request: Subscribe, now: float) -> None:
+    def _subscribe(
+        self, client: Client, request: Subscribe, line_filter: LineFilter | None, now: float
+    ) -> None:
         """Ack, then replay what was asked for, then deliver live: no overlap, no repeat.
 
         The ack carries, per source, the seq after which this client will get every line (or
-        a gap for it), so the client knows where to resume from after a reconnect.
+        a gap for it), so the client knows where to resume from after a reconnect. Subscribing
+        again to the same source replaces its filter from the next line on.
         """
         client.batch = client.batch or request.batch
         if request.log_source == ALL:
@@ -436,6 +480,8 @@ class Hub:
                 source.name: since if isinstance(since, int) else since.get(source.name, 0)
                 for source in targets
             }
+        elif request.backlog and line_filter is not None:
+            starts = self._recent_matching(targets, request.backlog, line_filter)
         elif request.backlog:
             counts = self._recent_counts(targets, request.backlog)
             starts = {source.name: source.seq - counts.get(source.name, 0) for source in targets}
@@ -447,10 +493,10 @@ class Hub:
         client.push_control(
             encode({"type": "subscribed", "log_source": request.log_source, "seq": starts}), now
         )
+        client.subscriptions[request.log_source] = line_filter
+        self._receivers = None
         for source in targets:
             self._replay(client, source, starts[source.name], now)
-        client.subscriptions.add(request.log_source)
-        self._receivers = None
 
     def _recent_counts(self, targets: list[Source], backlog: int) -> dict[str, int]:
         """How many of each source's last lines make up the ``backlog`` most recent overall.
@@ -476,6 +522,35 @@ class Hub:
                 break
         return counts
 
+    def _recent_matching(
+        self, targets: list[Source], backlog: int, line_filter: LineFilter
+    ) -> dict[str, int]:
+        """Per source, the seq after which its share of the ``backlog`` newest matching lines is.
+
+        A filtered backlog counts lines that pass: up to N of them, from what is buffered.
+        """
+        filters = frozenset((line_filter,))
+        starts = {source.name: source.seq for source in targets}
+        newest_first = sorted(
+            (
+                (-chunk.read_at, -chunk.first_seq, index, chunk)
+                for index, source in enumerate(targets)
+                for chunk in source.buffered_since(0)
+            ),
+            key=lambda item: item[:3],
+        )
+        remaining = backlog
+        for _, _, index, chunk in newest_first:
+            picked = self._pick(chunk, filters, {})
+            if not picked:
+                continue
+            take = min(len(picked), remaining)
+            starts[targets[index].name] = chunk.first_seq + picked[len(picked) - take] - 1
+            remaining -= take
+            if remaining == 0:
+                break
+        return starts
+
     def _replay(self, client: Client, source: Source, after: int, now: float) -> None:
         if after >= source.seq:
             return
@@ -493,11 +568,17 @@ class Hub:
                 ),
                 now,
             )
+        filters = client.filters_for(source.name)
         for chunk in source.buffered_since(after):
-            client.push(self._pending(source, chunk, client.batch), now)
+            if filters is None:
+                client.push(self._pending(source, chunk, client.batch), now)
+                continue
+            picked = self._pick(chunk, filters, {})
+            if picked:
+                client.push(self._pending_picked(source, chunk, picked, client.batch), now)
 
     def _unsubscribe(self, client: Client, request: Unsubscribe, now: float) -> None:
-        client.subscriptions.discard(request.log_source)
+        client.subscriptions.pop(request.log_source, None)
         client.purge(client.subscriptions)
         self._receivers = None
         client.push_control(encode({"type": "unsubscribed", "log_source": request.log_source}), now)
@@ -621,6 +702,8 @@ class Hub:
         now: float,
     ) -> None:
         clients = receivers.get(source.name, ())
+        # Set with ``receivers`` by _receivers_by_source (the caller's), so never stale here.
+        filtered = self._filtered.get(source.name)
         for start in range(0, len(lines), BATCH_LINES):
             end = start + BATCH_LINES
             part = None if severities is None else severities[start:end]
@@ -634,6 +717,33 @@ class Hub:
                 else:
                     single = single or self._pending(source, chunk, False)
                     client.push(single, now)
+            if filtered:
+                self._fan_out_filtered(source, chunk, filtered, now)
+
+    def _fan_out_filtered(
+        self,
+        source: Source,
+        chunk: _Chunk,
+        filtered: dict[frozenset[LineFilter], list[Client]],
+        now: float,
+    ) -> None:
+        """Each distinct filter runs once on the chunk; each result is encoded once per form."""
+        selected: dict[LineFilter, list[int]] = {}
+        for filters, clients in filtered.items():
+            picked = self._pick(chunk, filters, selected)
+            if not picked:
+                continue
+            batched: _Pending | None = None
+            single: _Pending | None = None
+            for client in clients:
+                if client.batch:
+                    batched = batched or self._pending_picked(source, chunk, picked, True)
+                    client.push(batched, now)
+                else:
+                    single = single or self._pending_picked(source, chunk, picked, False)
+                    client.push(single, now)
+        if self._too_costly:
+            self._close_costly()
 
     @staticmethod
     def _pending(source: Source, chunk: _Chunk, batch: bool) -> _Pending:
@@ -647,12 +757,84 @@ class Hub:
             ]
         return _Pending(source.name, chunk.first_seq, chunk.last_seq, frames, sum(map(len, frames)))
 
+    def _pick(
+        self, chunk: _Chunk, filters: frozenset[LineFilter], selected: dict[LineFilter, list[int]]
+    ) -> list[int]:
+        """The indices of a chunk's lines that any of ``filters`` lets through, in order.
+
+        ``selected`` remembers each filter's result for this chunk, so that a filter shared by
+        many clients (or by several sets of filters) runs once. Each run is charged to the
+        filter; one that overruns its budget passes nothing and is marked for closing.
+        """
+        results = []
+        for line_filter in filters:
+            picked = selected.get(line_filter)
+            if picked is None:
+                spent = self._filter_costs.get(line_filter, 0.0)
+                started = time.perf_counter()
+                found = line_filter.select(
+                    chunk.lines, chunk.severities, started + FILTER_BUDGET - spent
+                )
+                self._filter_costs[line_filter] = spent + time.perf_counter() - started
+                if found is None:
+                    self._too_costly.add(line_filter)
+                    found = []
+                picked = selected[line_filter] = found
+            results.append(picked)
+        if len(results) == 1:
+            return results[0]
+        return sorted(set().union(*results))
+
+    def _close_costly(self) -> None:
+        """Close the clients of the filters that overran their budget (1008, with the reason)."""
+        costly = self._too_costly
+        for client in list(self.clients.values()):
+            if not client.closing and any(f in costly for f in client.subscriptions.values()):
+                client.closing = True
+                log.warning(
+                    "client %d (%s): its filter used more than %g s in a second; closing it",
+                    client.id,
+                    client.peer,
+                    FILTER_BUDGET,
+                )
+                self._spawn(self._close(client, 1008, "filter too costly"))
+        costly.clear()
+
+    def _pending_picked(
+        self, source: Source, chunk: _Chunk, picked: list[int], batch: bool
+    ) -> _Pending:
+        """Frames for the lines at ``picked`` of a chunk, with their real seqs."""
+        if len(picked) == len(chunk.lines):
+            return self._pending(source, chunk, batch)
+        first = chunk.first_seq
+        lines = [chunk.lines[i] for i in picked]
+        seqs = [first + i for i in picked]
+        if batch:
+            frames = [frame_text(encode_picked(source.name_json, lines, chunk.timestamp, seqs))]
+        else:
+            frames = [
+                frame_text(encode_line(source.name_json, line, chunk.timestamp, seq))
+                for seq, line in zip(seqs, lines, strict=True)
+            ]
+        # A drop reports a gap from the first to the last line that would have been sent.
+        return _Pending(source.name, seqs[0], seqs[-1], frames, sum(map(len, frames)))
+
     def _receivers_by_source(self) -> dict[str, list[Client]]:
         if self._receivers is None:
-            self._receivers = {
-                name: [client for client in self.clients.values() if client.wants(name)]
-                for name in self.sources
-            }
+            plain: dict[str, list[Client]] = {}
+            filtered: dict[str, dict[frozenset[LineFilter], list[Client]]] = {}
+            for name in self.sources:
+                plain[name] = []
+                for client in self.clients.values():
+                    if not client.wants(name):
+                        continue
+                    filters = client.filters_for(name)
+                    if filters is None:
+                        plain[name].append(client)
+                    else:
+                        filtered.setdefault(name, {}).setdefault(filters, []).append(client)
+            self._receivers = plain
+            self._filtered = filtered
         return self._receivers
 
     # -- once a second ----------------------------------------------------------------------------
@@ -666,6 +848,7 @@ class Hub:
             flowing = flowing or source.lines_this_tick > 0
             source.lines_this_tick = 0
         self._quiet_ticks = 0 if flowing else self._quiet_ticks + 1
+        self._filter_costs.clear()
         if self._quiet_ticks <= 1 and self.clients:
             # One frame per distinct set of visible sources (nearly always just one).
             frames: dict[frozenset[str] | None, _Pending] = {}
