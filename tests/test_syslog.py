@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from logtv.cli import main
+from logtv.client.app import WatchApp
+from logtv.client.connection import LogClient
 from logtv.config import (
     ConfigError,
     ServerConfig,
@@ -416,3 +418,29 @@ async def test_rsyslog_forwards_with_the_original_host_and_tag(
             except TimeoutError:
                 rsyslogd.kill()
                 await rsyslogd.wait()
+
+
+async def test_watch_adds_a_row_and_streams_a_sender_that_appears(start_server):
+    """A viewer of every source gets a sidebar row for a new syslog sender and all its lines."""
+    server = await start_server({}, syslog=BOTH)
+    app = WatchApp(LogClient(server.url, sources=None))
+    async with app.run_test(size=(100, 30)) as pilot:
+        deadline = time.monotonic() + 5
+        while app.client_server.client.subscriptions is None and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        port = port_of(server, "udp")
+        await logger(port, "--udp", "--rfc3164", "-t", "cron", message="first")
+        await logger(port, "--udp", "--rfc3164", "-t", "cron", message="second")
+        key = (app.client_server.key, f"cron@{SHORT_HOST}")
+
+        def messages() -> list[str]:
+            texts = [entry.text for entry in app.scrollback.iter_shown()]
+            return [t.rsplit(": ", 1)[-1] for t in texts if "cron" in t and "—" not in t]
+
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (
+            key in app.rows and app.rows[key].acked and len(messages()) >= 2
+        ):
+            await pilot.pause(0.05)
+        assert key in app.rows and app.rows[key].wanted and app.rows[key].acked
+        assert messages() == ["first", "second"]

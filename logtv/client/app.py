@@ -281,6 +281,8 @@ class WatchApp(App[int]):
         elif isinstance(event, Notice):
             tag = self._tag(server, event.source)
             row = self.rows.get((key, event.source))
+            if row is None and event.event == "appeared":  # a new source (a syslog sender)
+                row = self._add_row(server, event.source)
             if row is not None:
                 row.state = event.state
                 self._schedule_sidebar(now=True)
@@ -323,14 +325,25 @@ class WatchApp(App[int]):
                 row.down = False
                 rows[key] = row
         self.rows = rows
-        if self.many:
-            tags = [f"{self.servers[s].label}/{n}" for s, n in rows]
-            self.log_view.set_tag_width(tags, limit=28)
-        else:
-            self.log_view.set_tag_width([n for _, n in rows])
+        self._set_tag_width()
         self._update_connection_state()
         self._set_sidebar_rows()
         self._render_header()
+
+    def _add_row(self, server: _Server, name: str) -> SourceRow:
+        """A row for a source the server announced after its hello, wanted if we take all."""
+        row = SourceRow(name, server=server.key, wanted=server.client.follow_new)
+        self.rows[row.key] = row
+        self._set_tag_width()
+        self._set_sidebar_rows()
+        return row
+
+    def _set_tag_width(self) -> None:
+        if self.many:
+            tags = [f"{self.servers[s].label}/{n}" for s, n in self.rows]
+            self.log_view.set_tag_width(tags, limit=28)
+        else:
+            self.log_view.set_tag_width([n for _, n in self.rows])
 
     def _on_disconnected(self, event: Disconnected, server: _Server) -> None:
         if self.once and not event.ever_connected:

@@ -208,6 +208,8 @@ class LogClient:
         self.subscriptions: list[str] | None = (
             None if sources is None else list(dict.fromkeys(sources))
         )
+        #: Asked for every source: one that appears later (a syslog sender) is subscribed too.
+        self.follow_new = sources is None
         self.backlog = backlog
         self.batch = batch
         self.token = token
@@ -370,7 +372,18 @@ class LogClient:
                 # Every line up to a stats frame's seq came before it (or was filtered out).
                 for name in acked.intersection(event.sources):
                     position.advance(name, event.sources[name][0])
+            elif isinstance(event, Notice) and event.event == "appeared":
+                await self._follow_appeared(connection, event.source)
             yield event
+
+    async def _follow_appeared(self, connection: ClientConnection, source: str) -> None:
+        """Subscribe to a source that appeared, from its first buffered line, if we want all."""
+        if not self.follow_new or self.subscriptions is None or source in self.subscriptions:
+            return
+        self.subscriptions.append(source)
+        message = self._subscribe_message(source)
+        message["since"] = 0  # what it said before our subscribe arrived is in its buffer
+        await connection.send(json.dumps(message))
 
 
 def _parse_hello(message: dict[str, Any]) -> Connected:
