@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from logtv.server import watcher
 from logtv.server.watcher import SourceUpdate
 from tests.conftest import write_lines
 
@@ -105,6 +106,62 @@ async def test_held_lines_go_before_a_file_event(tmp_path, start_server, connect
             kinds.append((message["type"], message.get("lines") or message.get("event")))
     assert kinds == [("raw_logs", ["a"]), ("raw_logs", ["b", "c"]), ("source", "rotated")]
     assert (await peer.expect("raw_logs"))["lines"] == ["d"]
+
+
+async def test_busy_directory_is_read_not_watched_and_loses_nothing(
+    tmp_path, start_server, connect_peer, monkeypatch
+):
+    """A flood of writes turns the watch off (lines keep coming, a rotation is followed), and
+    once the files are quiet the watch is back: a single later line still arrives at once."""
+    monkeypatch.setattr(watcher, "BUSY_EVENTS", 50)
+    monkeypatch.setattr(watcher, "CALM_AFTER", 0.3)
+    log, other = tmp_path / "app.log", tmp_path / "other.log"
+    log.write_text("")
+    other.write_text("")
+    server = await start_server({"app": log, "other": other})
+    assert server.tailer is not None
+    tailer = server.tailer
+    directory = os.path.dirname(os.path.abspath(log))
+    peer = await connect_peer(server)
+    await peer.subscribe("all", batch=True)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    written = 0
+    try:
+        deadline = time.monotonic() + 10
+        while directory not in tailer._busy and time.monotonic() < deadline:
+            for _ in range(20):  # one write(2), so one inotify event, per line
+                written += 1
+                os.write(fd, f"flood {written}\n".encode())
+            await asyncio.sleep(0.005)
+        assert directory in tailer._busy and directory not in tailer._watches
+        os.write(fd, b"before rotation\n")
+    finally:
+        os.close(fd)
+    os.rename(log, tmp_path / "app.log.1")
+    write_lines(log, ["after rotation"])
+    write_lines(other, ["the other file, while busy"])
+    lines = await peer.lines(written + 3, timeout=15)
+    app = [text for source, _, text in lines if source == "app"]
+    assert app == [f"flood {i}" for i in range(1, written + 1)] + [
+        "before rotation",
+        "after rotation",
+    ]
+    assert [text for source, _, text in lines if source == "other"] == [
+        "the other file, while busy"
+    ]
+    await wait_for(lambda: directory in tailer._watches, what="the watch to come back")
+    assert not tailer._busy
+    events: list[str] = []
+    mark_dirty = tailer.mark_dirty
+
+    def recording(names: tuple[str, ...], directory: str = "") -> None:
+        events.append(directory)
+        mark_dirty(names, directory)
+
+    monkeypatch.setattr(tailer, "mark_dirty", recording)
+    write_lines(other, ["watched again"])
+    assert (await peer.lines(1))[0][2] == "watched again"
+    await wait_for(lambda: directory in events, what="an inotify event for the directory")
 
 
 async def test_all_versus_one_source(tmp_path, start_server, connect_peer):
