@@ -7,7 +7,16 @@ import json
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from logtv.protocol import ProtocolError, Subscribe, Unsubscribe, decode_client_frame, encode
+from logtv.protocol import (
+    ProtocolError,
+    Subscribe,
+    Unsubscribe,
+    decode_client_frame,
+    encode,
+    encode_batch,
+    encode_line,
+    encode_picked,
+)
 
 JSON_VALUES = st.recursive(
     st.none()
@@ -82,3 +91,33 @@ def test_any_json_value(value: object) -> None:
 def test_nearly_valid_messages(message: dict[str, object], noise: dict[str, object]) -> None:
     """Objects shaped like real requests, with wrong types and values, never escape the rule."""
     decodes_or_refuses(json.dumps({**message, **noise}))
+
+
+#: Lines as the followers make them: any text without lone surrogates (bad bytes are U+FFFD).
+LOG_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(LOG_TEXT, min_size=1, max_size=20),
+    seq=st.integers(1, 2**53),
+    name=st.sampled_from(["app", "sshd@web1", "a.b_c-d:e"]),
+)
+@example(lines=['"\\\x00\x1b[31m\u2028\U0001f600</script>'], seq=1, name="app")
+def test_line_frames_give_back_the_lines(lines: list[str], seq: int, name: str) -> None:
+    """Every line frame form parses as JSON and gives back the exact lines, seqs and names."""
+    name_json = json.dumps(name)
+    stamp = "2026-12-04T10:00:00.000000Z"
+    single = json.loads(encode_line(name_json, lines[0], stamp, seq))
+    assert single == {
+        "type": "raw_log",
+        "log_source": name,
+        "raw_line": lines[0],
+        "timestamp": stamp,
+        "seq": seq,
+    }
+    batch = json.loads(encode_batch(name_json, lines, stamp, seq))
+    assert (batch["log_source"], batch["seq"], batch["lines"]) == (name, seq, lines)
+    seqs = [seq + 2 * i for i in range(len(lines))]
+    picked = json.loads(encode_picked(name_json, lines, stamp, seqs))
+    assert (picked["seq"], picked["seqs"], picked["lines"]) == (seq, seqs, lines)
