@@ -9,6 +9,7 @@ repaint per frame, and an idle screen costs nothing at all.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import time
@@ -225,7 +226,15 @@ class WatchApp(App[int]):
         self._render_status()
         if self.many:
             self._set_sidebar_rows()  # the host rows, before any server said hello
+        # Textual's, Rich's and our own long-lived objects go where the collector no longer
+        # walks them: under a flood the oldest generation is collected every second or so,
+        # and walking them all made a pause of 60-150 ms that a key press could fall into.
+        gc.collect()
+        gc.freeze()
         self._stream()
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # what was frozen may be garbage once the app is gone (many apps in tests)
 
     # -- the connection -------------------------------------------------------------------------
 
