@@ -16,7 +16,7 @@ memory is bounded and nothing is lost.
 
 A busy directory is read, not watched. inotify sends one event per ``write(2)``, and watchdog
 spends about 150 µs of CPU on each (four threads hand it along), which at a thousand writes a
-second is a sixth of a core. When a directory gets more than ``BUSY_EVENTS`` events in a second,
+second is a sixth of a core. When a directory gets events at more than ``BUSY_EVENTS`` a second,
 its watch is removed and the reader reads its files every ``BUSY_POLL`` seconds instead (a few
 µs each); once they have been quiet for ``CALM_AFTER`` seconds, the watch is put back and the
 files read once more, so a write in between is not missed. Nothing is lost either way: the
@@ -50,8 +50,10 @@ log = logging.getLogger(__name__)
 
 #: The reader pauses while this many lines wait for the loop.
 MAX_PENDING_LINES = 200_000
-#: inotify events in a second that make a directory busy: it is then read, not watched.
+#: inotify events a second that make a directory busy: it is then read, not watched. They are
+#: counted over BUSY_WINDOW seconds, so a flood is noticed within a tenth of a second.
 BUSY_EVENTS = 300
+BUSY_WINDOW = 0.1
 #: How often the files of a busy directory are read.
 BUSY_POLL = 0.002
 #: Seconds without a new line after which a busy directory is watched again.
@@ -234,7 +236,8 @@ class Tailer:
     # -- reading (the reader thread) ------------------------------------------------------------
 
     def _read_forever(self) -> None:
-        next_restat = next_count = time.monotonic() + self._restat_interval
+        next_restat = time.monotonic() + self._restat_interval
+        next_count = time.monotonic() + BUSY_WINDOW
         while not self._stopping.is_set():
             wait = next_restat - time.monotonic()
             if self._busy:
@@ -263,19 +266,19 @@ class Tailer:
             if self._busy:
                 self._calm_down({update.name for update in updates}, now)
             if now >= next_count:
-                self._find_busy(now)
-                next_count = now + 1.0
+                self._find_busy(now, now - next_count + BUSY_WINDOW)
+                next_count = now + BUSY_WINDOW
 
-    def _find_busy(self, now: float) -> None:
-        """Stop watching the directories that had more than BUSY_EVENTS events since the last
-        count (about a second): their files are read every BUSY_POLL seconds instead."""
+    def _find_busy(self, now: float, seconds: float) -> None:
+        """Stop watching the directories that had events at more than BUSY_EVENTS a second
+        over the last ``seconds``: their files are read every BUSY_POLL seconds instead."""
         with self._lock:
             events, self._events = self._events, {}
         if self._observer is None or isinstance(self._observer, PollingObserver):
             return
         for directory, count in events.items():
             watch = self._watches.get(directory)
-            if count <= BUSY_EVENTS or watch is None or directory in self._busy:
+            if count <= BUSY_EVENTS * seconds or watch is None or directory in self._busy:
                 continue
             try:
                 self._observer.unschedule(watch)
@@ -284,7 +287,9 @@ class Tailer:
             del self._watches[directory]
             self._busy[directory] = now
             log.debug(
-                "%s is busy (%d events in a second): reading it, not watching", directory, count
+                "%s is busy (%.0f events a second): reading it, not watching",
+                directory,
+                count / seconds,
             )
 
     def _calm_down(self, with_lines: set[str], now: float) -> None:
