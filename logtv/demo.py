@@ -27,18 +27,18 @@ __all__ = ["demo_server", "run_demo"]
 
 @asynccontextmanager
 async def demo_server(
-    *, seed: int | None, rate: float, port: int = 0, backlog: int = 200
+    *, seed: int | None, rate: float, port: int = 0, backlog: int = 200, host: str = HOST
 ) -> AsyncIterator[LogServer]:
-    """A running server over freshly generated demo logs; everything is removed on exit."""
+    """A running server over freshly generated demo logs of ``host``; all removed on exit."""
     directory = Path(tempfile.mkdtemp(prefix="logtv-demo-"))
     stop = asyncio.Event()
     writer: asyncio.Task[None] | None = None
     server: LogServer | None = None
     try:
-        logs = DemoLogs(directory, seed=seed, rate=rate)
+        logs = DemoLogs(directory, seed=seed, rate=rate, host=host)
         logs.create_files()
         config = ServerConfig(
-            host="127.0.0.1", port=port, sources=logs.paths, backlog=backlog, name=HOST
+            host="127.0.0.1", port=port, sources=logs.paths, backlog=backlog, name=host
         ).validated()
         server = LogServer(config)
         await server.start()

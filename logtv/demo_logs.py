@@ -449,28 +449,34 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def format_line(source: str, body: str, when: datetime, uptime: float) -> str:
-    """Render an event body as a full `source` log line stamped `when` (kernel clock `uptime`)."""
+def format_line(source: str, body: str, when: datetime, uptime: float, *, host: str = HOST) -> str:
+    """Render an event body as a full `source` log line of `host` stamped `when` (kernel clock
+    `uptime`)."""
     month = _MONTHS[when.month - 1]
     if source == "nginx":
         ip, _, rest = body.partition(" ")
         zone = when.strftime("%z") or "+0000"
         stamp = f"{when.day:02d}/{month}/{when.year}:{when:%H:%M:%S} {zone}"
         return f"{ip} - - [{stamp}] {rest}"
-    prefix = f"{month} {when.day:2d} {when:%H:%M:%S} {HOST} "
+    prefix = f"{month} {when.day:2d} {when:%H:%M:%S} {host} "
     if source in ("kern", "ufw"):
         return f"{prefix}kernel: [{uptime:12.6f}] {body}"
     return prefix + body
 
 
 def make_line(
-    source: str, rng: random.Random, when: datetime, *, uptime: float | None = None
+    source: str,
+    rng: random.Random,
+    when: datetime,
+    *,
+    uptime: float | None = None,
+    host: str = HOST,
 ) -> str:
     """A deterministic sample line of `source` (the first line of a random event), no files."""
     event = _SOURCES[source].pick(rng)(rng)
     if uptime is None:
         uptime = rng.uniform(3600, 3_000_000)
-    return format_line(source, event[0][1], when, uptime)
+    return format_line(source, event[0][1], when, uptime, host=host)
 
 
 class DemoLogs:
@@ -486,10 +492,13 @@ class DemoLogs:
         seed: int | None = None,
         rate: float = 1.0,
         clock: Callable[[], datetime] = _utcnow,
+        host: str = HOST,
     ) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be positive, not {rate!r}")
         self._dir, self._rate, self._clock = Path(directory), rate, clock
+        #: The box the lines say they come from.
+        self.host = host
         self._rng = random.Random(seed)
         self._paths = {name: self._dir / file for name, file in SOURCE_FILES.items()}
         self._boot = self._rng.uniform(2 * 3600, 30 * 86400)  # kernel uptime at simulated t=0
@@ -525,7 +534,8 @@ class DemoLogs:
         self._replay(0.0, now)
         for name, path in self._paths.items():  # at a low rate a quiet source gets one line
             if path.stat().st_size == 0:
-                line = make_line(name, self._rng, now - timedelta(seconds=60), uptime=self._boot)
+                when = now - timedelta(seconds=60)
+                line = make_line(name, self._rng, when, uptime=self._boot, host=self.host)
                 self._write(name, line)
 
     def advance(self, seconds: float) -> int:
@@ -579,7 +589,8 @@ class DemoLogs:
                 _, _, kind, name, body = heapq.heappop(self._heap)
                 if kind == "emit":
                     stamp = now - timedelta(seconds=end - t)
-                    self._write(name, format_line(name, body, stamp, self._boot + t))
+                    line = format_line(name, body, stamp, self._boot + t, host=self.host)
+                    self._write(name, line)
                     written += 1
                 else:
                     self._job(name, t)

@@ -1,4 +1,4 @@
-"""Drive the real `logtv watch` against a real demo server and save SVG screenshots here.
+"""Drive the real `logtv watch` against real demo servers and save SVG screenshots here.
 
 Run from the repository root:  python screenshots/make_screenshots.py
 The demo generator is seeded, so the content is realistic and much the same from run to run
@@ -40,8 +40,28 @@ async def main() -> None:
             await pilot.press("escape", "question_mark")
             await pilot.pause(0.5)
             app.save_screenshot("help.svg", str(HERE))
-    for name in ("main.svg", "filtered.svg", "help.svg"):
+    await fleet()
+    for name in ("main.svg", "filtered.svg", "help.svg", "fleet.svg"):
         print(HERE / name)
+
+
+async def fleet() -> None:
+    """Two boxes in one viewer: host rows, one collapsed, lines tagged host/source."""
+    async with (
+        demo_server(seed=42, rate=3.0, host="web1") as web1,
+        demo_server(seed=7, rate=3.0, host="db1") as db1,
+    ):
+        clients = [
+            LogClient(server.url, sources=None, backlog=3, name=name)
+            for name, server in (("web1", web1), ("db1", db1))
+        ]
+        app = WatchApp(clients, fps=30)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: len(app.scrollback) > 120)
+            await pilot.press("tab", "down", "down", "down", "down", "down", "down", "down")
+            await pilot.press("left", "tab")  # the cursor on db1's rows: collapse db1
+            await pilot.pause(1.2)
+            app.save_screenshot("fleet.svg", str(HERE))
 
 
 if __name__ == "__main__":
