@@ -234,6 +234,18 @@ def test_make_line_is_pure_and_deterministic() -> None:
         assert ("04/Dec/2026:06:00:01" if source == "nginx" else "Dec  4 06:00:01") in lines[0]
 
 
+def test_another_host_name_is_in_every_syslog_style_line(tmp_path: Path) -> None:
+    """DemoLogs(host=…) writes that box's name where syslog puts the host (a fleet's demo)."""
+    demo = DemoLogs(tmp_path, seed=3, rate=4.0, host="db1", clock=Clock())
+    demo.create_files()
+    demo.advance(60)
+    for name, file in SOURCE_FILES.items():
+        if name == "nginx":
+            continue
+        lines = (tmp_path / file).read_text().splitlines()
+        assert lines and all(SYSLOG.match(line)["host"] == "db1" for line in lines), name  # type: ignore[index]
+
+
 def test_a_brute_force_burst_comes_from_one_address(tmp_path: Path) -> None:
     """Within ten simulated minutes one address tries many invalid users within two minutes,
     each attempt logged as Invalid user, Failed password and Connection closed [preauth]."""
