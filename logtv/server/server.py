@@ -230,7 +230,10 @@ class LogServer:
             await self.syslog.start()
         tailer.start(asyncio.get_running_loop())
         self._ticker = asyncio.create_task(self._tick_forever(hub))
-        log.info("following %d sources: %s", len(config.sources), ", ".join(config.sources))
+        if config.sources:
+            log.info("following %d sources: %s", len(config.sources), ", ".join(config.sources))
+        else:
+            log.info("following no files: every source will come from syslog senders")
 
     async def stop(self) -> None:
         """Close every client with 1001 (going away), stop the watcher."""
