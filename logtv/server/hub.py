@@ -27,8 +27,9 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from logtv import __version__
@@ -309,6 +310,20 @@ class Client:
         for source in list(self.gaps):
             if source not in keep_set and ALL not in keep_set:
                 del self.gaps[source]
+
+
+def _push_each(
+    clients: Iterable[Client],
+    encode: Callable[[bool], _Pending],
+    made: dict[bool, _Pending],
+    now: float,
+) -> None:
+    """Push the same frames to each client, encoding each form (batched or not) at most once."""
+    for client in clients:
+        pending = made.get(client.batch)
+        if pending is None:
+            pending = made[client.batch] = encode(client.batch)
+        client.push(pending, now)
 
 
 class Hub:
@@ -708,40 +723,30 @@ class Hub:
             end = start + BATCH_LINES
             part = None if severities is None else severities[start:end]
             chunk = source.append(lines[start:end], read_at, part)
-            batched: _Pending | None = None
-            single: _Pending | None = None
-            for client in clients:
-                if client.batch:
-                    batched = batched or self._pending(source, chunk, True)
-                    client.push(batched, now)
-                else:
-                    single = single or self._pending(source, chunk, False)
-                    client.push(single, now)
+            #: The whole chunk's frames per form (batched or not), made when first needed.
+            whole: dict[bool, _Pending] = {}
+            _push_each(clients, partial(self._pending, source, chunk), whole, now)
             if filtered:
-                self._fan_out_filtered(source, chunk, filtered, now)
+                self._fan_out_filtered(source, chunk, filtered, whole, now)
 
     def _fan_out_filtered(
         self,
         source: Source,
         chunk: _Chunk,
         filtered: dict[frozenset[LineFilter], list[Client]],
+        whole: dict[bool, _Pending],
         now: float,
     ) -> None:
-        """Each distinct filter runs once on the chunk; each result is encoded once per form."""
+        """Each distinct filter runs once on the chunk; each result is encoded once per form
+        (a filter that lets the whole chunk through shares the unfiltered frames)."""
         selected: dict[LineFilter, list[int]] = {}
         for filters, clients in filtered.items():
             picked = self._pick(chunk, filters, selected)
             if not picked:
                 continue
-            batched: _Pending | None = None
-            single: _Pending | None = None
-            for client in clients:
-                if client.batch:
-                    batched = batched or self._pending_picked(source, chunk, picked, True)
-                    client.push(batched, now)
-                else:
-                    single = single or self._pending_picked(source, chunk, picked, False)
-                    client.push(single, now)
+            made = whole if len(picked) == len(chunk.lines) else {}
+            encode = partial(self._pending_picked, source, chunk, picked)
+            _push_each(clients, encode, made, now)
         if self._too_costly:
             self._close_costly()
 
